@@ -1,0 +1,47 @@
+# Build, test and demo the farm agent. `make test` and `make demo` install the
+# Debian packages they need (as root) before they run.
+GO      ?= go
+BIN     := bin
+PKG     := ./agent/cmd/farm
+TESTFLAGS ?= -count=1 -timeout 18m
+
+.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o $(BIN)/farm $(PKG)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/farmlab ./tests/cmd/farmlab
+
+build-windows:
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -o $(BIN)/farm.exe $(PKG)
+
+deps:
+	@tests/install-deps.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if command -v shellcheck >/dev/null; then shellcheck $$(git ls-files '*.sh'); fi
+
+# Every test: unit tests, root integration tests (namespaces, nftables,
+# NFQUEUE) and the end-to-end farm tests in tests/e2e. Root tests skip when not
+# root, and fail instead when CI=true.
+test: deps build build-windows lint
+	$(GO) test $(TESTFLAGS) ./...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./farm/... ./filter/...
+	tests/bench.sh
+
+demo: deps build
+	$(BIN)/farmlab up -nodes 3
+	$(BIN)/farmlab burst
+	@$(BIN)/farmlab help-demo
+
+demo-down:
+	@if [ -x $(BIN)/farmlab ]; then $(BIN)/farmlab down; else $(GO) run ./tests/cmd/farmlab down; fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,175 @@
+// Package agent wires one farm node together: configuration, the data path
+// (rules, NFQUEUE engine, VIP claim), membership, and the shutdown order that
+// keeps the farm consistent while a node comes and goes.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/webfarm/farm/agent/config"
+	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/rules"
+	"github.com/webfarm/farm/filter/vip"
+)
+
+// Agent is one running node.
+type Agent struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	spec    rules.Spec
+	vips    []vip.Config
+	decider *filter.Decider
+	members *member.Membership
+}
+
+// New converts a validated config into the components' settings and checks it
+// against this host (interfaces exist, key readable). It installs nothing.
+func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log}
+	var errs []error
+	spec := rules.Spec{Self: uint8(cfg.Node.ID), Queue: uint16(cfg.Filter.Queue), Queues: uint16(cfg.Filter.Queues)}
+	for i, v := range cfg.VIP {
+		addr, err := netip.ParseAddr(v.Address)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vip[%d].address: %w", i, err))
+			continue
+		}
+		if _, err := net.InterfaceByName(v.Interface); err != nil {
+			errs = append(errs, fmt.Errorf("vip[%d].interface: %q not found on this host (ip link lists interfaces)", i, v.Interface))
+		}
+		mode, err := vip.ParseMode(v.Mode)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vip[%d].mode: %w", i, err))
+		}
+		spec.VIPs = append(spec.VIPs, addr)
+		a.vips = append(a.vips, vip.Config{Addr: addr, Interface: v.Interface, Mode: mode})
+	}
+	for i, r := range cfg.Rule {
+		fr, err := filterRule(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rule[%d]: %w", i, err))
+			continue
+		}
+		spec.Rules = append(spec.Rules, fr)
+	}
+	key, err := config.ReadKeyFile(cfg.Gossip.KeyFile)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	a.spec = spec
+	a.decider = filter.NewDecider(spec.Self, spec.Rules)
+	weight := uint32(100)
+	if cfg.Node.Weight != nil {
+		weight = uint32(*cfg.Node.Weight)
+	}
+	a.members = member.New(member.Config{
+		Name: cfg.Node.Name, ID: uint8(cfg.Node.ID), Weight: weight,
+		Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Join: cfg.Gossip.Join, Key: key,
+		RetryInterval: cfg.Gossip.RetryInterval.Duration,
+		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
+		SuspicionMult: cfg.Gossip.SuspicionMult,
+	}, log.With("component", "member"), a.onView)
+	return a, nil
+}
+
+func filterRule(r config.Rule) (filter.Rule, error) {
+	var fr filter.Rule
+	switch r.Proto {
+	case "tcp":
+		fr.Proto = 6
+	case "udp":
+		fr.Proto = 17
+	default:
+		return fr, fmt.Errorf("proto: %q is not tcp or udp", r.Proto)
+	}
+	ports, err := filter.ParsePorts(r.Ports)
+	if err != nil {
+		return fr, fmt.Errorf("ports: %w", err)
+	}
+	fr.Ports = ports
+	if fr.Affinity, err = filter.ParseAffinity(r.Affinity); err != nil {
+		return fr, fmt.Errorf("affinity: %w", err)
+	}
+	return fr, nil
+}
+
+// onView hands every new owner table to the data path.
+func (a *Agent) onView(v member.View) {
+	a.decider.SetTable(v.Table)
+}
+
+// Run brings the node into the farm and keeps it there until ctx ends.
+// Order matters: the rules go in first so that, from the moment the VIP is
+// claimed, traffic is either decided by us or dropped (fail closed); on the way
+// out we leave the farm first (peers take over at once), then release the VIP,
+// then remove the rules.
+func (a *Agent) Run(ctx context.Context) error {
+	log := a.log
+	if err := rules.Cleanup(ctx); err != nil {
+		log.Warn("Removing leftover rules failed.", "err", err)
+	}
+	if err := vip.Cleanup(ctx, log.With("component", "vip")); err != nil {
+		log.Warn("Removing leftover VIP set-up failed.", "err", err)
+	}
+	if err := rules.Install(ctx, a.spec); err != nil {
+		return fmt.Errorf("install filter rules: %w", err)
+	}
+	log.Info("Filter rules installed.", "vips", len(a.spec.VIPs), "rules", len(a.spec.Rules))
+	defer func() {
+		if err := rules.Remove(context.WithoutCancel(ctx)); err != nil {
+			log.Error("Removing filter rules failed; run farm cleanup.", "err", err)
+		} else {
+			log.Info("Filter rules removed.")
+		}
+	}()
+
+	engine := filter.NewEngine(a.decider, a.spec.Queue, a.spec.Queues, log.With("component", "filter"))
+	claim := vip.New(a.vips, log.With("component", "vip"))
+
+	dataCtx, stopData := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopData()
+	memberCtx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMembers()
+
+	g, gctx := errgroup.WithContext(dataCtx)
+	g.Go(func() error { return engine.Run(gctx) })
+	g.Go(func() error {
+		return claim.Run(gctx, func() { log.Info("VIPs claimed.", "vips", a.spec.VIPs) })
+	})
+	memberDone := make(chan error, 1)
+	go func() { memberDone <- a.members.Run(memberCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+		runErr = g.Wait()
+		if runErr == nil {
+			runErr = errors.New("data path stopped unexpectedly")
+		}
+	case err := <-memberDone:
+		memberDone <- err
+		runErr = fmt.Errorf("membership: %w", err)
+	}
+	log.Info("Shutting down: leaving the farm.")
+	stopMembers()
+	if err := <-memberDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	stopData()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/webfarm/farm/agent"
+	"github.com/webfarm/farm/agent/config"
+	"github.com/webfarm/farm/filter/rules"
+	"github.com/webfarm/farm/filter/vip"
+)
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "farm",
+		Short:         "In-host farm clustering: every node shares a virtual IP and serves its share of the clients",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), cleanupCmd())
+	return root
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+}
+
+// signalContext is cancelled by the first SIGINT/SIGTERM (graceful: leave the
+// farm, release the VIP, remove rules); a second signal forces exit.
+func signalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-ch
+		log.Info("Signal received: shutting down gracefully (send again to force).", "signal", s.String())
+		cancel()
+		s = <-ch
+		log.Error("Second signal: exiting now; run farm cleanup to remove leftovers.", "signal", s.String())
+		os.Exit(2)
+	}()
+	return ctx, cancel
+}
+
+func agentCmd() *cobra.Command {
+	var path, level string
+	c := &cobra.Command{
+		Use:   "agent",
+		Short: "Run this node's agent",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(level)
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			log = log.With("node", cfg.Node.Name)
+			a, err := agent.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(log)
+			defer cancel()
+			if err := a.Run(ctx); err != nil {
+				log.Error("Agent stopped with an error.", "err", err)
+				return err
+			}
+			log.Info("Agent stopped.")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&path, "config", "/etc/farm/farm.toml", "config file")
+	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+func checkCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "Validate a config file and print the effective config",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), cfg.Effective())
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", path)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&path, "config", "/etc/farm/farm.toml", "config file")
+	return c
+}
+
+func keygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "Print a new gossip key (base64, 32 bytes) for gossip.key_file",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := config.NewKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	}
+}
+
+func cleanupCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove rules, VIP links and addresses a crashed agent left behind",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, _ := newLogger("info")
+			ctx := cmd.Context()
+			var msgs []string
+			if err := rules.Cleanup(ctx); err != nil {
+				msgs = append(msgs, "rules: "+err.Error())
+			}
+			if err := vip.Cleanup(ctx, log); err != nil {
+				msgs = append(msgs, "vip: "+err.Error())
+			}
+			if len(msgs) > 0 {
+				return fmt.Errorf("cleanup incomplete: %s", strings.Join(msgs, "; "))
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "cleanup: done")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,150 @@
+// Package config holds the agent's TOML configuration: its shape, its defaults
+// and its validation. Validation here is pure (no host look-ups) so that
+// `farm check` gives the same answer on any machine; checks against the host
+// (does the interface exist?) happen at start-up in the agent.
+package config
+
+import "time"
+
+// Config is one node's whole configuration, as read from one TOML file.
+// Unknown keys are an error, so a typo never silently falls back to a default.
+type Config struct {
+	// Node identifies this node in the farm.
+	Node Node `toml:"node"`
+	// Gossip configures the serf membership layer.
+	Gossip Gossip `toml:"gossip"`
+	// VIP lists the virtual addresses every node shares.
+	VIP []VIP `toml:"vip"`
+	// Rule lists which traffic to the VIPs is balanced and how clients are grouped.
+	Rule []Rule `toml:"rule"`
+	// Filter tunes the local data path.
+	Filter Filter `toml:"filter"`
+	// App names the scripts that start and stop the local application.
+	App App `toml:"app"`
+	// Checker lists the probes that watch the local application.
+	Checker []Checker `toml:"checker"`
+	// Console configures the HTTP API and web console.
+	Console Console `toml:"console"`
+	// StateDir is where the agent keeps state that must survive a restart
+	// (an operator's stop). Default /var/lib/farm.
+	StateDir string `toml:"state_dir"`
+}
+
+// Node is this node's identity.
+type Node struct {
+	// Name is unique in the farm; it is the serf node name.
+	Name string `toml:"name"`
+	// ID is a unique small integer (1..250). It tags this node's flows in
+	// conntrack marks, so it must stay the same across restarts.
+	ID int `toml:"id"`
+	// Weight is this node's share of buckets relative to the others; 0 makes
+	// the node a standby that serves only when no weighted node is up.
+	// Default 100.
+	Weight *int `toml:"weight"`
+}
+
+// Gossip configures serf.
+type Gossip struct {
+	// Bind is the ip:port serf listens on (TCP and UDP).
+	Bind string `toml:"bind"`
+	// Advertise is the ip:port peers should use, when it differs from Bind.
+	Advertise string `toml:"advertise"`
+	// Join lists peers to contact at start; retried until one answers.
+	Join []string `toml:"join"`
+	// KeyFile holds the 32-byte gossip key, base64; nodes without it cannot join.
+	KeyFile string `toml:"key_file"`
+	// RetryInterval is the pause between join attempts. Default 2s.
+	RetryInterval Duration `toml:"retry_interval"`
+	// ProbeInterval is memberlist's failure-detector probe interval. Default 200ms.
+	ProbeInterval Duration `toml:"probe_interval"`
+	// ProbeTimeout is how long a probe waits for an ack. Default 100ms.
+	ProbeTimeout Duration `toml:"probe_timeout"`
+	// SuspicionMult scales how long a suspect node has to refute. Default 2.
+	SuspicionMult int `toml:"suspicion_mult"`
+	// Witness is an address (ip or ip:port) a node that lost its peers must
+	// still reach to keep serving; it breaks ties in even splits.
+	Witness string `toml:"witness"`
+}
+
+// VIP is one virtual address shared by all nodes.
+type VIP struct {
+	// Address is an IPv4 or IPv6 address, without prefix length.
+	Address string `toml:"address"`
+	// Interface is the physical interface facing the clients.
+	Interface string `toml:"interface"`
+	// Mode is "vmac" (flooded unicast virtual MAC, the default) or "multicast".
+	Mode string `toml:"mode"`
+}
+
+// Rule says which traffic to the VIPs is balanced and how clients group.
+type Rule struct {
+	// Proto is "tcp" or "udp".
+	Proto string `toml:"proto"`
+	// Ports is a list of ports and ranges: "80,443,8000-8100".
+	Ports string `toml:"ports"`
+	// Affinity is "ip" (client IP, the default), "ip-port" (no affinity) or
+	// "network" (client /24 for IPv4, /64 for IPv6).
+	Affinity string `toml:"affinity"`
+}
+
+// Filter tunes the NFQUEUE data path.
+type Filter struct {
+	// Queue is the first NFQUEUE number used. Default 4200.
+	Queue int `toml:"queue"`
+	// Queues is how many queues (and reader goroutines) share the SYNs. Default 1.
+	Queues int `toml:"queues"`
+}
+
+// App holds the application's scripts.
+type App struct {
+	// Start starts the local application; run when the node starts serving.
+	Start string `toml:"start"`
+	// Stop stops the local application.
+	Stop string `toml:"stop"`
+	// Timeout bounds each script run. Default 60s.
+	Timeout Duration `toml:"timeout"`
+}
+
+// Checker is one probe of the local application.
+type Checker struct {
+	Name     string   `toml:"name"`
+	Type     string   `toml:"type"`   // tcp | http | process | script | interface | vip
+	Target   string   `toml:"target"` // address, URL, process name, pid file, script, interface
+	Interval Duration `toml:"interval"`
+	Timeout  Duration `toml:"timeout"`
+	Fall     int      `toml:"fall"`
+	Rise     int      `toml:"rise"`
+	Action   string   `toml:"action"` // restart | stop | none
+	// Expect is the HTTP status an http checker wants. Default 200.
+	Expect int `toml:"expect"`
+	// Body is a substring the http response body must contain.
+	Body string `toml:"body"`
+	// Host overrides the Host header of an http checker.
+	Host string `toml:"host"`
+	// SkipVerify skips TLS certificate verification for https targets.
+	SkipVerify bool `toml:"skip_verify"`
+}
+
+// Console configures the HTTP API and console.
+type Console struct {
+	// Listen is the ip:port of the API and console. Default 127.0.0.1:9010.
+	Listen string `toml:"listen"`
+	// PasswordFile holds a bcrypt hash; required when Listen is not loopback.
+	PasswordFile string `toml:"password_file"`
+}
+
+// Duration is a time.Duration that reads "1s", "500ms" from TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText prints the duration the way it is written in the file.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }

@@ -1,0 +1,271 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+)
+
+// Config is what membership needs to know about this node.
+type Config struct {
+	Name      string
+	ID        uint8
+	Weight    uint32
+	State     State
+	Bind      string // ip:port
+	Advertise string // ip:port, optional
+	Join      []string
+	Key       []byte // 32-byte gossip key: without it a node cannot join
+	// RetryInterval is the pause between join attempts while no peer answered.
+	RetryInterval time.Duration
+	// ProbeInterval, ProbeTimeout and SuspicionMult tune memberlist's failure
+	// detector: they bound how fast a dead node's share is taken over.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
+}
+
+// Membership runs serf for this node and publishes a View on every change.
+type Membership struct {
+	cfg      Config
+	log      *slog.Logger
+	onChange func(View)
+
+	mu    sync.Mutex
+	serf  *serf.Serf
+	state State
+	view  View
+}
+
+// New prepares membership; nothing starts until Run. onChange is called from
+// one goroutine, in order, with every new view.
+func New(cfg Config, log *slog.Logger, onChange func(View)) *Membership {
+	if cfg.State == "" {
+		cfg.State = StateUp
+	}
+	return &Membership{cfg: cfg, log: log, onChange: onChange, state: cfg.State}
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return h, port, nil
+}
+
+// serfConfig maps our settings onto serf and memberlist. The LAN defaults
+// detect a dead node in several seconds; the farm wants about one, so the
+// probe interval, timeout and suspicion multiplier come from the config.
+func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
+	sc := serf.DefaultConfig()
+	sc.NodeName = m.cfg.Name
+	sc.Tags = Tags(m.cfg.ID, m.cfg.Weight, m.state)
+	sc.EventCh = events
+	sc.Logger = newSerfLogger(m.log)
+	sc.MemberlistConfig = memberlist.DefaultLANConfig()
+	mc := sc.MemberlistConfig
+	mc.Name = m.cfg.Name
+	mc.Logger = sc.Logger
+	host, port, err := splitHostPort(m.cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip.bind %q: %w", m.cfg.Bind, err)
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	if m.cfg.Advertise != "" {
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(m.cfg.Advertise); err != nil {
+			return nil, fmt.Errorf("gossip.advertise %q: %w", m.cfg.Advertise, err)
+		}
+	}
+	if len(m.cfg.Key) != 32 {
+		return nil, errors.New("gossip key must be 32 bytes (farm keygen makes one)")
+	}
+	mc.SecretKey = m.cfg.Key
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	if m.cfg.ProbeInterval > 0 {
+		mc.ProbeInterval = m.cfg.ProbeInterval
+	}
+	if m.cfg.ProbeTimeout > 0 {
+		mc.ProbeTimeout = m.cfg.ProbeTimeout
+	}
+	if m.cfg.SuspicionMult > 0 {
+		mc.SuspicionMult = m.cfg.SuspicionMult
+	}
+	// Gossip often: a failure is known to the prober first and must reach
+	// every other node quickly, or they compute different tables meanwhile.
+	mc.GossipInterval = 50 * time.Millisecond
+	mc.GossipNodes = 4
+	// A node that comes back after being declared dead must not stay out for
+	// the default 30 s.
+	mc.DeadNodeReclaimTime = time.Second
+	sc.ReapInterval = 5 * time.Second
+	sc.ReconnectInterval = 5 * time.Second
+	sc.ReconnectTimeout = time.Hour
+	sc.TombstoneTimeout = time.Hour
+	sc.LeavePropagateDelay = 500 * time.Millisecond
+	sc.BroadcastTimeout = 2 * time.Second
+	return sc, nil
+}
+
+// Run starts serf, joins the peers (retrying until one answers), publishes
+// views until ctx ends, then leaves the farm gracefully and shuts serf down.
+func (m *Membership) Run(ctx context.Context) error {
+	events := make(chan serf.Event, 256)
+	sc, err := m.serfConfig(events)
+	if err != nil {
+		return err
+	}
+	s, err := serf.Create(sc)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s: %w", m.cfg.Bind, err)
+	}
+	m.mu.Lock()
+	m.serf = s
+	m.mu.Unlock()
+	m.log.Info("Gossip started.", "bind", m.cfg.Bind, "name", m.cfg.Name, "id", m.cfg.ID)
+	m.publish()
+
+	joinDone := make(chan struct{})
+	go func() {
+		defer close(joinDone)
+		m.joinLoop(ctx, s)
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			<-joinDone
+			m.leave(s)
+			return nil
+		case <-s.ShutdownCh():
+			<-joinDone
+			return errors.New("gossip shut down unexpectedly")
+		case e := <-events:
+			if _, ok := e.(serf.MemberEvent); ok {
+				m.publish()
+			}
+		}
+	}
+}
+
+// leave tells the others we are going (so they take over at once instead
+// of waiting for the failure detector) and stops serf.
+func (m *Membership) leave(s *serf.Serf) {
+	done := make(chan error, 1)
+	go func() { done <- s.Leave() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			m.log.Warn("Leaving the farm failed.", "err", err)
+		}
+	case <-time.After(5 * time.Second):
+		m.log.Warn("Leaving the farm timed out; shutting down anyway.")
+	}
+	if err := s.Shutdown(); err != nil {
+		m.log.Warn("Gossip shutdown failed.", "err", err)
+	}
+	m.log.Info("Left the farm.")
+}
+
+func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
+	if len(m.cfg.Join) == 0 {
+		return
+	}
+	retry := m.cfg.RetryInterval
+	if retry <= 0 {
+		retry = 2 * time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		n, err := s.Join(m.cfg.Join, true)
+		if n > 0 {
+			m.log.Info("Joined the farm.", "contacted", n, "attempt", attempt)
+			return
+		}
+		m.log.Warn("No peer answered the join; retrying.", "peers", m.cfg.Join, "attempt", attempt, "err", err, "retry_in", retry)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
+}
+
+// SetState changes this node's state tag; every node recomputes its table.
+func (m *Membership) SetState(st State) error {
+	m.mu.Lock()
+	s := m.serf
+	m.state = st
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	if err := s.SetTags(Tags(m.cfg.ID, m.cfg.Weight, st)); err != nil {
+		return fmt.Errorf("publish state %s: %w", st, err)
+	}
+	m.publish()
+	return nil
+}
+
+// View returns the latest view.
+func (m *Membership) View() View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.view
+}
+
+// publish recomputes the view from serf's member list (not from the event,
+// so a burst of events cannot leave us on a stale intermediate state).
+func (m *Membership) publish() {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	var nodes []Node
+	for _, mem := range s.Members() {
+		alive := mem.Status == serf.StatusAlive
+		nodes = append(nodes, nodeFromTags(mem.Name, net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port))), alive, mem.Tags))
+	}
+	v := Compute(nodes)
+	m.mu.Lock()
+	old := m.view
+	m.view = v
+	m.mu.Unlock()
+	if old.Table != nil && *old.Table == *v.Table && sameNodes(old.Nodes, v.Nodes) {
+		return
+	}
+	alive := 0
+	for _, n := range v.Nodes {
+		if n.Alive {
+			alive++
+		}
+	}
+	m.log.Info("Farm view changed.", "members", len(v.Nodes), "alive", alive,
+		"my_buckets", v.Shares[m.cfg.ID], "my_share", fmt.Sprintf("%.1f%%", 100*float64(v.Shares[m.cfg.ID])/4096))
+	if m.onChange != nil {
+		m.onChange(v)
+	}
+}
+
+func sameNodes(a, b []Node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,105 @@
+// Package member keeps this node's view of the farm with serf: who is there,
+// in which state, with which id and weight. From that view it derives the
+// bucket owner table every node computes identically (farm/table).
+package member
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+
+	"github.com/webfarm/farm/farm/table"
+)
+
+// State is a node's farm state as carried in its serf tags. Only StateUp nodes
+// own buckets.
+type State string
+
+// The node states of the farm contract (`farm status`).
+const (
+	StateUp       State = "up"
+	StateStopped  State = "stopped"
+	StateDraining State = "draining"
+	StateFailed   State = "failed" // its application is down
+	StateDown     State = "down"   // unreachable: derived from serf, never a tag
+)
+
+// Serf tag keys. Short, because tags travel in every gossip message.
+const (
+	tagID     = "id"
+	tagWeight = "w"
+	tagState  = "st"
+)
+
+// Node is one farm member as seen from here.
+type Node struct {
+	Name   string
+	ID     uint8
+	Weight uint32
+	State  State
+	Addr   string
+	// Alive is false when serf considers the node failed or gone.
+	Alive bool
+}
+
+// View is a snapshot of the farm from this node: the members, the owner table
+// they imply and each node's share of it.
+type View struct {
+	Nodes  []Node
+	Table  *table.Table
+	Shares map[uint8]int
+}
+
+// Tags encodes a node's identity and state for serf.
+func Tags(id uint8, weight uint32, st State) map[string]string {
+	return map[string]string{
+		tagID:     strconv.Itoa(int(id)),
+		tagWeight: strconv.FormatUint(uint64(weight), 10),
+		tagState:  string(st),
+	}
+}
+
+// nodeFromTags decodes what Tags encoded; a member with tags we cannot read
+// (another program on the gossip port, a future version) gets id 0 and owns
+// nothing.
+func nodeFromTags(name, addr string, alive bool, tags map[string]string) Node {
+	n := Node{Name: name, Addr: addr, Alive: alive, State: State(tags[tagState])}
+	if id, err := strconv.Atoi(tags[tagID]); err == nil && id > 0 && id <= table.MaxID {
+		n.ID = uint8(id)
+	}
+	if w, err := strconv.ParseUint(tags[tagWeight], 10, 32); err == nil {
+		n.Weight = uint32(w)
+	}
+	if !alive {
+		n.State = StateDown
+	}
+	return n
+}
+
+// Owners returns the members that own buckets: alive, state up, with a valid
+// id. When two alive nodes claim the same id (a configuration mistake), the one
+// with the smaller name keeps it, so every node still computes the same table.
+func Owners(nodes []Node) []table.Member {
+	sorted := slices.Clone(nodes)
+	slices.SortFunc(sorted, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	seen := map[uint8]bool{}
+	var out []table.Member
+	for _, n := range sorted {
+		if !n.Alive || n.ID == 0 || seen[n.ID] {
+			continue
+		}
+		seen[n.ID] = true
+		if n.State != StateUp {
+			continue
+		}
+		out = append(out, table.Member{ID: n.ID, Weight: n.Weight})
+	}
+	return out
+}
+
+// Compute derives the view from a member list.
+func Compute(nodes []Node) View {
+	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	t := table.Compute(Owners(nodes))
+	return View{Nodes: nodes, Table: t, Shares: t.Shares()}
+}

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages the tests, benchmarks and demo use, if missing.
+set -eu
+need=""
+for pair in nft:nftables iptables:iptables conntrack:conntrack ip:iproute2 tcpdump:tcpdump \
+	wrk:wrk nginx:nginx-light ab:apache2-utils shellcheck:shellcheck curl:curl bridge:iproute2; do
+	cmd=${pair%%:*}
+	pkg=${pair#*:}
+	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+		need="$need $pkg"
+	fi
+done
+if [ -n "$need" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages:$need (run as root to install them)" >&2
+		exit 0
+	fi
+	echo "install-deps: installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq $need >/dev/null
+fi
