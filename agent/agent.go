@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/webfarm/farm/agent/config"
+	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/rules"
@@ -28,13 +31,29 @@ type Agent struct {
 	vips    []vip.Config
 	decider *filter.Decider
 	members *member.Membership
+	console *console.Server
+
+	// drainTimeout bounds how long a drain waits for flows to end.
+	drainTimeout time.Duration
+	// runCtx is Run's context, for background work started by actions.
+	runCtx context.Context
+
+	mu          sync.Mutex
+	intent      Intent
+	appFailed   bool
+	drainCancel context.CancelFunc
 }
 
 // New converts a validated config into the components' settings and checks it
 // against this host (interfaces exist, key readable). It installs nothing.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log}
+	a := &Agent{cfg: cfg, log: log, drainTimeout: 5 * time.Minute, runCtx: context.Background()}
 	var errs []error
+	intent, err := loadIntent(cfg.StateDir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	a.intent = intent
 	spec := rules.Spec{Self: uint8(cfg.Node.ID), Queue: uint16(cfg.Filter.Queue), Queues: uint16(cfg.Filter.Queues)}
 	for i, v := range cfg.VIP {
 		addr, err := netip.ParseAddr(v.Address)
@@ -79,7 +98,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		RetryInterval: cfg.Gossip.RetryInterval.Duration,
 		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
 		SuspicionMult: cfg.Gossip.SuspicionMult,
+		State:         effectiveState(intent, false),
+		OnAction:      a.onAction,
 	}, log.With("component", "member"), a.onView)
+	srv, err := console.New(cfg.Console.Listen, cfg.Console.PasswordFile, a, log.With("component", "console"))
+	if err != nil {
+		return nil, err
+	}
+	a.console = srv
 	return a, nil
 }
 
@@ -116,6 +142,7 @@ func (a *Agent) onView(v member.View) {
 // then remove the rules.
 func (a *Agent) Run(ctx context.Context) error {
 	log := a.log
+	a.runCtx = ctx
 	if err := rules.Cleanup(ctx); err != nil {
 		log.Warn("Removing leftover rules failed.", "err", err)
 	}
@@ -149,6 +176,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	})
 	memberDone := make(chan error, 1)
 	go func() { memberDone <- a.members.Run(memberCtx) }()
+	consoleCtx, stopConsole := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsole()
+	consoleDone := make(chan error, 1)
+	go func() { consoleDone <- a.console.Run(consoleCtx) }()
 
 	var runErr error
 	select {
@@ -161,6 +192,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	case err := <-memberDone:
 		memberDone <- err
 		runErr = fmt.Errorf("membership: %w", err)
+	case err := <-consoleDone:
+		consoleDone <- err
+		runErr = err
 	}
 	log.Info("Shutting down: leaving the farm.")
 	stopMembers()
@@ -171,5 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = err
 	}
+	stopConsole()
+	<-consoleDone
 	return runErr
 }

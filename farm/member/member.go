@@ -31,6 +31,9 @@ type Config struct {
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
 	SuspicionMult int
+	// OnAction applies an operator action (stop, start, drain) to this node;
+	// it is called for local requests and for queries from other nodes.
+	OnAction func(action string) error
 }
 
 // Membership runs serf for this node and publishes a View on every change.
@@ -154,8 +157,11 @@ func (m *Membership) Run(ctx context.Context) error {
 			<-joinDone
 			return errors.New("gossip shut down unexpectedly")
 		case e := <-events:
-			if _, ok := e.(serf.MemberEvent); ok {
+			switch ev := e.(type) {
+			case serf.MemberEvent:
 				m.publish()
+			case *serf.Query:
+				go m.answerQuery(ev)
 			}
 		}
 	}

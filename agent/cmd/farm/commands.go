@@ -9,7 +9,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/kardianos/service"
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/term"
 
 	"github.com/webfarm/farm/agent"
 	"github.com/webfarm/farm/agent/config"
@@ -24,7 +27,10 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), cleanupCmd())
+	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), passwdCmd(), cleanupCmd(), statusCmd(), serviceCmd(),
+		actionCmd("stop", "Stop nodes: they take no new connections and leave the farm's table (kept across restarts)"),
+		actionCmd("start", "Start nodes: they take their share again"),
+		actionCmd("drain", "Drain nodes: no new connections; they become stopped when their flows end"))
 	return root
 }
 
@@ -62,6 +68,9 @@ func agentCmd() *cobra.Command {
 			log, err := newLogger(level)
 			if err != nil {
 				return err
+			}
+			if !service.Interactive() {
+				return runAsService(path, log)
 			}
 			cfg, err := config.Load(path)
 			if err != nil {
@@ -139,6 +148,38 @@ func cleanupCmd() *cobra.Command {
 				return fmt.Errorf("cleanup incomplete: %s", strings.Join(msgs, "; "))
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "cleanup: done")
+			return nil
+		},
+	}
+}
+
+func passwdCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "passwd",
+		Short: "Read a console password from the terminal (or stdin) and print its bcrypt hash for console.password_file",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var pw []byte
+			var err error
+			if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+				fmt.Fprint(cmd.ErrOrStderr(), "Console password: ")
+				pw, err = term.ReadPassword(fd)
+				fmt.Fprintln(cmd.ErrOrStderr())
+			} else {
+				var line string
+				_, err = fmt.Fscanln(cmd.InOrStdin(), &line)
+				pw = []byte(line)
+			}
+			if err != nil {
+				return fmt.Errorf("read password: %w", err)
+			}
+			if len(pw) < 8 {
+				return fmt.Errorf("password too short: use at least 8 characters")
+			}
+			h, err := bcrypt.GenerateFromPassword(pw, bcrypt.DefaultCost)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(h))
 			return nil
 		},
 	}
