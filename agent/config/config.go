@@ -4,7 +4,10 @@
 // (does the interface exist?) happen at start-up in the agent.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Config is one node's whole configuration, as read from one TOML file.
 // Unknown keys are an error, so a typo never silently falls back to a default.
@@ -107,22 +110,39 @@ type App struct {
 
 // Checker is one probe of the local application.
 type Checker struct {
-	Name     string   `toml:"name"`
-	Type     string   `toml:"type"`   // tcp | http | process | script | interface | vip
-	Target   string   `toml:"target"` // address, URL, process name, pid file, script, interface
+	// Name is unique among this node's checkers; logs and the API use it.
+	Name string `toml:"name"`
+	// Type is tcp | http | process | script | interface | vip.
+	Type string `toml:"type"`
+	// Target is what the probe looks at: host:port (tcp), an http(s) URL
+	// (http), a process name or pid file (process), a command (script), an
+	// interface name (interface). Optional for vip, where it names one of the
+	// configured VIP addresses (default: all of them).
+	Target string `toml:"target,omitempty"`
+	// Interval is the pause between probes. Default 1s, at least 100ms so a
+	// script checker cannot turn into a fork bomb.
 	Interval Duration `toml:"interval"`
-	Timeout  Duration `toml:"timeout"`
-	Fall     int      `toml:"fall"`
-	Rise     int      `toml:"rise"`
-	Action   string   `toml:"action"` // restart | stop | none
+	// Timeout bounds one probe; it must end before the next one is due.
+	// Default Interval/2.
+	Timeout Duration `toml:"timeout"`
+	// Fall is how many consecutive failures mark the application failed, so
+	// one lost probe does not move clients. Default 2.
+	Fall int `toml:"fall"`
+	// Rise is how many consecutive successes mark it passing again, so a
+	// flapping application does not keep taking clients back. Default 2.
+	Rise int `toml:"rise"`
+	// Action is what a failure triggers: restart (stop and start scripts,
+	// then back in the farm; the default) | stop (leave the farm) | none
+	// (report only).
+	Action string `toml:"action"`
 	// Expect is the HTTP status an http checker wants. Default 200.
-	Expect int `toml:"expect"`
+	Expect int `toml:"expect,omitzero"`
 	// Body is a substring the http response body must contain.
-	Body string `toml:"body"`
+	Body string `toml:"body,omitempty"`
 	// Host overrides the Host header of an http checker.
-	Host string `toml:"host"`
+	Host string `toml:"host,omitempty"`
 	// SkipVerify skips TLS certificate verification for https targets.
-	SkipVerify bool `toml:"skip_verify"`
+	SkipVerify bool `toml:"skip_verify,omitempty"`
 }
 
 // Console configures the HTTP API and console.
@@ -146,5 +166,14 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText prints the duration the way it is written in the file.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+// MarshalText prints the duration the way people write it: "1m", not "1m0s".
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return []byte(s), nil
+}

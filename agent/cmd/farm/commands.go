@@ -104,7 +104,7 @@ func checkCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+				return err
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Effective())
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", path)

@@ -1,0 +1,165 @@
+package config
+
+import "time"
+
+// Defaults and limits. They are exported so that other packages (checkers,
+// the agent, the lab) use the same numbers as validation does.
+const (
+	// DefaultWeight gives every node the same share unless told otherwise.
+	DefaultWeight = 100
+	// MaxWeight bounds weights so shares stay computable without overflow
+	// and a typo (10000 for 100) is caught.
+	MaxWeight = 1000
+	// MaxNodeID is the largest node id: ids tag each node's flows in an
+	// 8-bit mark, and the values above 250 are left for the data path.
+	MaxNodeID = 250
+
+	// DefaultRetryInterval is the pause between gossip join attempts.
+	DefaultRetryInterval = 2 * time.Second
+	// DefaultProbeInterval is short so a dead node is noticed well within 1 s.
+	DefaultProbeInterval = 200 * time.Millisecond
+	// DefaultProbeTimeout is how long a gossip probe waits for its ack.
+	DefaultProbeTimeout = 100 * time.Millisecond
+	// DefaultSuspicionMult keeps the suspicion window short (fast failover)
+	// at the cost of tolerance to slow peers.
+	DefaultSuspicionMult = 2
+
+	// DefaultMode is the VIP mode that works on every switch: a unicast
+	// virtual MAC the switch never learns, so it floods frames to all nodes.
+	DefaultMode = "vmac"
+	// DefaultAffinity keeps each client IP on one node (sessions survive).
+	DefaultAffinity = "ip"
+
+	// DefaultQueue is the first NFQUEUE number; chosen away from 0 so it does
+	// not collide with other NFQUEUE users that take the default.
+	DefaultQueue = 4200
+	// DefaultQueues is one reader: SYNs only, so one is plenty for most farms.
+	DefaultQueues = 1
+	// MaxQueues bounds the reader goroutines sharing the SYNs.
+	MaxQueues = 16
+
+	// DefaultAppTimeout bounds one run of a start or stop script.
+	DefaultAppTimeout = 60 * time.Second
+
+	// DefaultCheckInterval is the pause between probes of one checker.
+	DefaultCheckInterval = time.Second
+	// MinCheckInterval guards against fork bombs: a script checker runs a
+	// process per probe.
+	MinCheckInterval = 100 * time.Millisecond
+	// DefaultFall is how many failures in a row mark the application failed.
+	DefaultFall = 2
+	// DefaultRise is how many successes in a row mark it passing again.
+	DefaultRise = 2
+	// DefaultAction restarts a failed application with its scripts.
+	DefaultAction = "restart"
+	// DefaultExpect is the HTTP status an http checker wants.
+	DefaultExpect = 200
+
+	// DefaultConsoleListen keeps the console on loopback, where it needs no
+	// password.
+	DefaultConsoleListen = "127.0.0.1:9010"
+	// DefaultStateDir is where state that outlives a restart is kept.
+	DefaultStateDir = "/var/lib/farm"
+)
+
+// given reports whether the key at path (strings for table keys, ints for
+// array indices) was written in the file. A nil given means "treat the zero
+// value as unset", for configs built in code.
+type given func(path ...any) bool
+
+// SetDefaults fills every field left at its zero value with its default. It
+// is for configs built in code; Parse instead fills only the keys absent from
+// the file, so that an explicit `fall = 0` is reported rather than replaced.
+func (c *Config) SetDefaults() { c.applyDefaults(nil) }
+
+// fill sets *p to v when the key is unset (see given).
+func fill[T comparable](p *T, v T, set given, path ...any) {
+	if set != nil {
+		if !set(path...) {
+			*p = v
+		}
+		return
+	}
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+func (c *Config) applyDefaults(set given) {
+	if c.Node.Weight == nil {
+		w := DefaultWeight
+		c.Node.Weight = &w
+	}
+
+	g := &c.Gossip
+	fill(&g.RetryInterval, Duration{DefaultRetryInterval}, set, "gossip", "retry_interval")
+	fill(&g.ProbeInterval, Duration{DefaultProbeInterval}, set, "gossip", "probe_interval")
+	fill(&g.ProbeTimeout, Duration{DefaultProbeTimeout}, set, "gossip", "probe_timeout")
+	fill(&g.SuspicionMult, DefaultSuspicionMult, set, "gossip", "suspicion_mult")
+
+	for i := range c.VIP {
+		fill(&c.VIP[i].Mode, DefaultMode, set, "vip", i, "mode")
+	}
+	for i := range c.Rule {
+		fill(&c.Rule[i].Affinity, DefaultAffinity, set, "rule", i, "affinity")
+	}
+
+	fill(&c.Filter.Queue, DefaultQueue, set, "filter", "queue")
+	fill(&c.Filter.Queues, DefaultQueues, set, "filter", "queues")
+
+	fill(&c.App.Timeout, Duration{DefaultAppTimeout}, set, "app", "timeout")
+
+	for i := range c.Checker {
+		k := &c.Checker[i]
+		fill(&k.Interval, Duration{DefaultCheckInterval}, set, "checker", i, "interval")
+		fill(&k.Timeout, Duration{k.Interval.Duration / 2}, set, "checker", i, "timeout")
+		fill(&k.Fall, DefaultFall, set, "checker", i, "fall")
+		fill(&k.Rise, DefaultRise, set, "checker", i, "rise")
+		fill(&k.Action, DefaultAction, set, "checker", i, "action")
+		if k.Type == "http" {
+			fill(&k.Expect, DefaultExpect, set, "checker", i, "expect")
+		}
+	}
+
+	fill(&c.Console.Listen, DefaultConsoleListen, set, "console", "listen")
+	fill(&c.StateDir, DefaultStateDir, set, "state_dir")
+}
+
+// presentIn returns a given that looks keys up in the generic decoding of
+// the file (tables as maps, arrays of tables as slices).
+func presentIn(raw map[string]any) given {
+	return func(path ...any) bool {
+		var cur any = raw
+		for _, p := range path {
+			switch k := p.(type) {
+			case string:
+				m, ok := cur.(map[string]any)
+				if !ok {
+					return false
+				}
+				if cur, ok = m[k]; !ok {
+					return false
+				}
+			case int:
+				switch s := cur.(type) {
+				case []map[string]any:
+					if k >= len(s) {
+						return false
+					}
+					cur = s[k]
+				case []any:
+					if k >= len(s) {
+						return false
+					}
+					cur = s[k]
+				default:
+					return false
+				}
+			default:
+				return false
+			}
+		}
+		return true
+	}
+}
