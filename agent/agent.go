@@ -47,7 +47,7 @@ type Agent struct {
 // New converts a validated config into the components' settings and checks it
 // against this host (interfaces exist, key readable). It installs nothing.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, drainTimeout: 5 * time.Minute, runCtx: context.Background()}
+	a := &Agent{cfg: cfg, log: log, drainTimeout: cfg.Node.DrainTimeout.Duration, runCtx: context.Background()}
 	var errs []error
 	intent, err := loadIntent(cfg.StateDir)
 	if err != nil {

@@ -44,6 +44,9 @@ type Node struct {
 	// the node a standby that serves only when no weighted node is up.
 	// Default 100.
 	Weight *int `toml:"weight"`
+	// DrainTimeout bounds a drain: a draining node becomes stopped when its
+	// last flow ends or when this much time has passed. Default 5m.
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
 
 // Gossip configures serf.

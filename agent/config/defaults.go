@@ -7,6 +7,9 @@ import "time"
 const (
 	// DefaultWeight gives every node the same share unless told otherwise.
 	DefaultWeight = 100
+	// DefaultDrainTimeout ends a drain whose clients keep connections open
+	// for ever (long polling, websockets).
+	DefaultDrainTimeout = 5 * time.Minute
 	// MaxWeight bounds weights so shares stay computable without overflow
 	// and a typo (10000 for 100) is caught.
 	MaxWeight = 1000
@@ -91,6 +94,8 @@ func (c *Config) applyDefaults(set given) {
 		w := DefaultWeight
 		c.Node.Weight = &w
 	}
+
+	fill(&c.Node.DrainTimeout, Duration{DefaultDrainTimeout}, set, "node", "drain_timeout")
 
 	g := &c.Gossip
 	fill(&g.RetryInterval, Duration{DefaultRetryInterval}, set, "gossip", "retry_interval")

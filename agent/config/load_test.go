@@ -43,7 +43,7 @@ action = "stop"
 		t.Fatalf("Parse: %v", err)
 	}
 	want := &Config{
-		Node: Node{Name: "web1", ID: 7, Weight: intp(100)},
+		Node: Node{Name: "web1", ID: 7, Weight: intp(100), DrainTimeout: Duration{DefaultDrainTimeout}},
 		Gossip: Gossip{
 			Bind: "10.0.0.11:7946", KeyFile: "/etc/farm/gossip.key",
 			RetryInterval: ms(2000), ProbeInterval: ms(200), ProbeTimeout: ms(100), SuspicionMult: 2,

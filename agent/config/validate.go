@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // FieldError is one problem with one key. Key is spelled as in the file, with
@@ -60,6 +61,9 @@ func (c *Config) validateNode(p *problems) {
 	}
 	if w := c.Node.Weight; w != nil && (*w < 0 || *w > MaxWeight) {
 		p.add("node.weight", "%d is out of range 0..%d", *w, MaxWeight)
+	}
+	if d := c.Node.DrainTimeout.Duration; d < time.Second {
+		p.add("node.drain_timeout", "%s is too short: at least 1s", d)
 	}
 }
 
