@@ -1,0 +1,149 @@
+package filter
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/webfarm/farm/farm/table"
+)
+
+// Verdict is what to do with a queued packet. The zero value is Drop, so a
+// forgotten assignment fails closed.
+type Verdict uint8
+
+const (
+	// Drop discards the packet: another node (or nobody) serves the client.
+	Drop Verdict = iota
+	// Accept lets the packet through, marked as this node's flow.
+	Accept
+)
+
+// String returns "accept" or "drop".
+func (v Verdict) String() string {
+	if v == Accept {
+		return "accept"
+	}
+	return "drop"
+}
+
+// Reason says why a Decision went the way it did; counted and logged so an
+// operator can tell "not mine" (normal) from "malformed" or "no table".
+type Reason uint8
+
+const (
+	// ReasonNone is the zero value; Decide never returns it.
+	ReasonNone Reason = iota
+	// ReasonOwner: this node owns the client's bucket (accept).
+	ReasonOwner
+	// ReasonNotOwner: another node owns the bucket (drop).
+	ReasonNotOwner
+	// ReasonUnowned: no node owns the bucket (table entry 0, drop).
+	ReasonUnowned
+	// ReasonNoTable: no table has been set yet or it was withdrawn (drop:
+	// a node that does not know its share must not serve).
+	ReasonNoTable
+	// ReasonNoRule: no rule covers the protocol and destination port (drop;
+	// the kernel rules queue only covered traffic, so this is a mismatch).
+	ReasonNoRule
+	// ReasonMalformed: the packet could not be parsed (drop).
+	ReasonMalformed
+	// ReasonFragment: a non-first fragment, which has no ports (drop).
+	ReasonFragment
+)
+
+var reasonNames = [...]string{
+	ReasonNone:      "none",
+	ReasonOwner:     "owner",
+	ReasonNotOwner:  "not-owner",
+	ReasonUnowned:   "unowned",
+	ReasonNoTable:   "no-table",
+	ReasonNoRule:    "no-rule",
+	ReasonMalformed: "malformed",
+	ReasonFragment:  "fragment",
+}
+
+// String returns the reason's short name ("owner", "not-owner", ...), stable
+// for logs and metrics labels.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint8(r))
+}
+
+// Decision is the outcome for one packet, with what led to it.
+type Decision struct {
+	// Verdict is Accept only when this node owns the client's bucket.
+	Verdict Verdict
+	// Reason explains the verdict.
+	Reason Reason
+	// Bucket is the client's bucket; valid when a rule matched.
+	Bucket uint16
+	// Owner is the bucket's owner in the table; valid when a table was set.
+	Owner uint8
+}
+
+// Decider holds the per-packet decision: fixed rules, this node's id and an
+// ownership table swapped atomically as membership changes. Decide is safe
+// for concurrent use with SetTable and with itself.
+type Decider struct {
+	self  uint8
+	rules []Rule
+	table atomic.Pointer[table.Table]
+}
+
+// NewDecider returns a decider for node self with the given rules (copied;
+// the first rule matching a packet's protocol and destination port wins).
+// It starts with no table, so it drops everything until SetTable: a node
+// serves only once it knows its share.
+func NewDecider(self uint8, rules []Rule) *Decider {
+	return &Decider{self: self, rules: append([]Rule(nil), rules...)}
+}
+
+// SetTable installs a new ownership table for the following decisions. The
+// table must not be modified afterwards (build a new one instead). A nil
+// table withdraws service: every packet is dropped.
+func (d *Decider) SetTable(t *table.Table) { d.table.Store(t) }
+
+// Table returns the table in use, or nil.
+func (d *Decider) Table() *table.Table { return d.table.Load() }
+
+// Self returns the node id the decider accepts for.
+func (d *Decider) Self() uint8 { return d.self }
+
+// Decide returns the verdict for the first packet of a flow (raw IP, as
+// NFQUEUE delivers it). It allocates nothing.
+func (d *Decider) Decide(pkt []byte) Decision {
+	p, err := ParsePacket(pkt)
+	if err != nil {
+		return Decision{Reason: ReasonMalformed}
+	}
+	if p.Fragment {
+		return Decision{Reason: ReasonFragment}
+	}
+	var rule *Rule
+	for i := range d.rules {
+		if d.rules[i].Proto == p.Proto && d.rules[i].Ports.Has(p.DstPort) {
+			rule = &d.rules[i]
+			break
+		}
+	}
+	if rule == nil {
+		return Decision{Reason: ReasonNoRule}
+	}
+	dec := Decision{Bucket: BucketOf(p.Src, p.SrcPort, rule.Affinity)}
+	t := d.table.Load()
+	switch {
+	case t == nil:
+		dec.Reason = ReasonNoTable
+	case t[dec.Bucket] == 0:
+		dec.Reason = ReasonUnowned
+	case t[dec.Bucket] == d.self:
+		dec.Owner = t[dec.Bucket]
+		dec.Verdict, dec.Reason = Accept, ReasonOwner
+	default:
+		dec.Owner = t[dec.Bucket]
+		dec.Reason = ReasonNotOwner
+	}
+	return dec
+}

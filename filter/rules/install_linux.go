@@ -1,0 +1,138 @@
+package rules
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// ipt names the tools of one iptables family.
+type ipt struct {
+	v6      bool
+	list    string // iptables or ip6tables
+	restore string // iptables-restore or ip6tables-restore
+}
+
+var families = []ipt{
+	{v6: false, list: "iptables", restore: "iptables-restore"},
+	{v6: true, list: "ip6tables", restore: "ip6tables-restore"},
+}
+
+// Install puts the spec's rules in place, replacing any previous farm rules
+// (it is safe to call again with a new spec). The nftables tables go first,
+// then the iptables and ip6tables chains; if a later step fails, everything
+// installed is removed again and the error says why. A caller whose Install
+// failed must not claim the VIP: without the rules this node would accept
+// every client.
+func Install(ctx context.Context, s Spec) error {
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("install farm rules: %w", err)
+	}
+	if _, err := run(ctx, NFT(s), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("install farm rules: nftables: %w", err)
+	}
+	for _, f := range families {
+		var err error
+		if len(s.vips(f.v6)) > 0 {
+			err = f.install(ctx, s)
+		} else {
+			err = f.remove(ctx) // a family whose VIPs went away
+		}
+		if err != nil {
+			if uerr := Remove(ctx); uerr != nil {
+				return fmt.Errorf("install farm rules: %w (and undoing it failed: %v; run `farm cleanup`)", err, uerr)
+			}
+			return fmt.Errorf("install farm rules: %w (rules removed again)", err)
+		}
+	}
+	return nil
+}
+
+// Remove deletes every rule, chain and table Install creates. It is
+// idempotent: what is already gone is not an error. It never flushes the
+// whole ruleset, which would also wipe the iptables-nft tables of others.
+func Remove(ctx context.Context) error {
+	var errs []error
+	// Stop queueing first, then stop deciding by mark.
+	for _, f := range families {
+		if err := f.remove(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := run(ctx, nftRemove(), "nft", "-f", "-"); err != nil {
+		errs = append(errs, fmt.Errorf("nftables: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove farm rules: %w", err)
+	}
+	return nil
+}
+
+// Cleanup removes whatever a crashed agent may have left: every table and
+// chain this package has ever created (today the same set as Remove). Run it
+// before the first Install and from `farm cleanup`; it is idempotent.
+func Cleanup(ctx context.Context) error {
+	if err := Remove(ctx); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	return nil
+}
+
+func (f ipt) state(ctx context.Context) (chainState, error) {
+	out, err := run(ctx, "", f.list, "-w", "5", "-t", "mangle", "-S")
+	if err != nil {
+		return chainState{}, err
+	}
+	return parseChainState(out), nil
+}
+
+func (f ipt) install(ctx context.Context, s Spec) error {
+	st, err := f.state(ctx)
+	if err != nil {
+		return err
+	}
+	text := IPTables(s, f.v6)
+	if st.jumps == 0 {
+		text = withJump(text)
+	}
+	if _, err := run(ctx, text, f.restore, "--wait=5", "--noflush"); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f ipt) remove(ctx context.Context) error {
+	st, err := f.state(ctx)
+	if errors.Is(err, exec.ErrNotFound) {
+		return nil // never installed: the tool is not even there
+	}
+	if err != nil {
+		return err
+	}
+	text := iptRemove(st)
+	if text == "" {
+		return nil
+	}
+	_, err = run(ctx, text, f.restore, "--wait=5", "--noflush")
+	return err
+}
+
+// run executes a tool with stdin and returns its stdout; the error carries
+// the command and its stderr, which is where these tools explain themselves.
+func run(ctx context.Context, stdin, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = "no error output"
+		}
+		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
+	}
+	return stdout.String(), nil
+}

@@ -1,0 +1,148 @@
+package rules
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/webfarm/farm/filter"
+)
+
+// TestInstallRemove installs real rules in a fresh network namespace and
+// checks what the kernel holds after each step. Steps run in the test
+// goroutine (the one inside the namespace), so there are no subtests.
+func TestInstallRemove(t *testing.T) {
+	needRoot(t, "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
+	enterNewNetns(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	dual := Spec{
+		Self:  3,
+		VIPs:  addrs("10.77.0.100", "2001:db8:77::100"),
+		Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: ports(t, "80,443")}, {Proto: filter.ProtoUDP, Ports: ports(t, "53")}},
+		Queue: 5, Queues: 2,
+	}
+	mustContain := func(what, out string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s lacks %q:\n%s", what, w, out)
+			}
+		}
+	}
+	jumps := func(tool string) int {
+		t.Helper()
+		out, err := sh(t, tool, "-t", "mangle", "-S", "PREROUTING")
+		if err != nil {
+			t.Fatalf("%s -S PREROUTING: %v: %s", tool, err, out)
+		}
+		return strings.Count(out, "-A PREROUTING -j FARM")
+	}
+
+	// Cleanup on a clean namespace is a no-op, not an error.
+	if err := Cleanup(ctx); err != nil {
+		t.Fatalf("Cleanup on nothing: %v", err)
+	}
+
+	for round := 1; round <= 2; round++ { // the second Install must change nothing
+		if err := Install(ctx, dual); err != nil {
+			t.Fatalf("Install round %d: %v", round, err)
+		}
+		out, err := sh(t, "nft", "list", "table", "ip", "farm")
+		if err != nil {
+			t.Fatalf("nft list table ip farm: %v: %s", err, out)
+		}
+		mustContain("nft ip farm", out, "10.77.0.100", "ct mark 0x0fa00003 accept", "ct mark set meta mark", "priority mangle - 10", "priority mangle + 10")
+		out, err = sh(t, "nft", "list", "table", "ip6", "farm")
+		if err != nil {
+			t.Fatalf("nft list table ip6 farm: %v: %s", err, out)
+		}
+		mustContain("nft ip6 farm", out, "2001:db8:77::100", "udp dport @udp_ports")
+		for _, tool := range []string{"iptables", "ip6tables"} {
+			out, err := sh(t, tool, "-t", "mangle", "-S", "FARM")
+			if err != nil {
+				t.Fatalf("%s -S FARM: %v: %s", tool, err, out)
+			}
+			mustContain(tool+" FARM", out, "--queue-balance 5:6", "-p tcp", "-p udp", "--ctstate NEW")
+			if strings.Contains(out, "bypass") {
+				t.Errorf("%s FARM has a bypass: %s", tool, out)
+			}
+			if n := strings.Count(out, "-A FARM"); n != 2 {
+				t.Errorf("round %d: %s FARM has %d rules, want 2:\n%s", round, tool, n, out)
+			}
+			if n := jumps(tool); n != 1 {
+				t.Errorf("round %d: %s PREROUTING has %d jumps to FARM, want 1", round, tool, n)
+			}
+		}
+	}
+
+	// Dropping the IPv6 VIP removes the IPv6 side.
+	v4 := dual
+	v4.VIPs = addrs("10.77.0.100")
+	if err := Install(ctx, v4); err != nil {
+		t.Fatalf("Install v4 only: %v", err)
+	}
+	if out, err := sh(t, "nft", "list", "table", "ip6", "farm"); err == nil {
+		t.Errorf("ip6 farm table still there after an IPv4-only install:\n%s", out)
+	}
+	if out, err := sh(t, "ip6tables", "-t", "mangle", "-S", "FARM"); err == nil {
+		t.Errorf("ip6tables FARM still there after an IPv4-only install:\n%s", out)
+	}
+	if n := jumps("ip6tables"); n != 0 {
+		t.Errorf("ip6tables still jumps to FARM %d times", n)
+	}
+
+	// A spec the tools reject: the error carries their stderr.
+	if err := Install(ctx, Spec{Self: 1, VIPs: addrs("10.77.0.100")}); err == nil || !strings.Contains(err.Error(), "no rule") {
+		t.Errorf("Install(invalid) = %v, want a validation error", err)
+	}
+
+	for i := 1; i <= 2; i++ { // Remove is idempotent
+		if err := Remove(ctx); err != nil {
+			t.Fatalf("Remove #%d: %v", i, err)
+		}
+	}
+	out, err := sh(t, "nft", "list", "tables")
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	if strings.Contains(out, " farm") {
+		t.Errorf("farm tables left after Remove:\n%s", out)
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		out, _ := sh(t, tool, "-t", "mangle", "-S")
+		if strings.Contains(out, "FARM") {
+			t.Errorf("%s still mentions FARM after Remove:\n%s", tool, out)
+		}
+	}
+	if err := Cleanup(ctx); err != nil {
+		t.Errorf("Cleanup after Remove: %v", err)
+	}
+}
+
+// TestInstallUndo makes the iptables step fail (the chain name is taken by
+// an incompatible nft chain) and checks that the nft tables are removed.
+func TestInstallUndo(t *testing.T) {
+	needRoot(t, "nft", "iptables", "iptables-restore")
+	enterNewNetns(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A table mangle with a base chain named FARM that iptables cannot use.
+	if out, err := sh(t, "nft", "add table ip mangle; add chain ip mangle FARM { type filter hook forward priority 0; }"); err != nil {
+		t.Fatalf("prepare: %v: %s", err, out)
+	}
+	spec := Spec{Self: 1, VIPs: addrs("10.77.0.100"), Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: ports(t, "80")}}}
+	err := Install(ctx, spec)
+	if err == nil {
+		t.Fatal("Install succeeded over an incompatible FARM chain")
+	}
+	if !strings.Contains(err.Error(), "iptables") {
+		t.Errorf("error does not name the failing tool: %v", err)
+	}
+	t.Logf("Install error (expected): %v", err)
+	if out, lerr := sh(t, "nft", "list", "table", "ip", "farm"); lerr == nil {
+		t.Errorf("ip farm table left after a failed Install:\n%s", out)
+	}
+}
