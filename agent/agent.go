@@ -111,13 +111,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 
 func filterRule(r config.Rule) (filter.Rule, error) {
 	var fr filter.Rule
-	switch r.Proto {
-	case "tcp":
-		fr.Proto = 6
-	case "udp":
-		fr.Proto = 17
-	default:
-		return fr, fmt.Errorf("proto: %q is not tcp or udp", r.Proto)
+	var err error
+	if fr.Proto, err = filter.ParseProto(r.Proto); err != nil {
+		return fr, fmt.Errorf("proto: %w", err)
 	}
 	ports, err := filter.ParsePorts(r.Ports)
 	if err != nil {
@@ -172,6 +168,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(dataCtx)
 	g.Go(func() error { return engine.Run(gctx) })
 	g.Go(func() error {
+		// Claim the VIP only once every queue listens: before that, SYNs
+		// would be dropped by a queue nobody reads.
+		select {
+		case <-engine.Ready():
+		case <-gctx.Done():
+			return nil
+		}
 		return claim.Run(gctx, func() { log.Info("VIPs claimed.", "vips", a.spec.VIPs) })
 	})
 	memberDone := make(chan error, 1)

@@ -21,6 +21,9 @@ const jumpRule = "-A PREROUTING -j " + IPTChain
 // PREROUTING is not in the text: the installer adds it only when missing.
 // With no VIP of the family the chain is left empty.
 //
+// A flow that already carries a farm mark was decided: its retransmitted SYN
+// or its next unanswered UDP datagram (still ct state NEW) is not queued again.
+//
 // The queue never has --queue-bypass: with no engine listening, new flows
 // are dropped, so a node whose filter died serves nobody (fail closed).
 func IPTables(s Spec, v6 bool) string {
@@ -43,8 +46,8 @@ func IPTables(s Spec, v6 bool) string {
 				match = "-p tcp -m tcp --syn"
 			}
 			for _, ports := range multiportChunks(s.ports(p)) {
-				fmt.Fprintf(&b, "-A %s -d %s/%d %s -m multiport --dports %s -m conntrack --ctstate NEW %s\n",
-					IPTChain, vip, bits, match, ports, target)
+				fmt.Fprintf(&b, "-A %s -d %s/%d %s -m multiport --dports %s -m conntrack --ctstate NEW -m connmark ! --mark 0x%08x/0x%08x %s\n",
+					IPTChain, vip, bits, match, ports, filter.MarkBase, filter.MarkMask, target)
 			}
 		}
 	}
