@@ -135,8 +135,9 @@ type Checker struct {
 	// flapping application does not keep taking clients back. Default 2.
 	Rise int `toml:"rise"`
 	// Action is what a failure triggers: restart (stop and start scripts,
-	// then back in the farm; the default) | stop (leave the farm) | none
-	// (report only).
+	// then back in the farm; the default) | stop (leave the farm until an
+	// operator starts the node) | wait (leave while failing, come back by
+	// itself when passing; no scripts) | none (report only).
 	Action string `toml:"action"`
 	// Expect is the HTTP status an http checker wants. Default 200.
 	Expect int `toml:"expect,omitzero"`

@@ -256,9 +256,9 @@ func (c *Config) validateCheckers(p *problems) {
 			if c.App.Start == "" || c.App.Stop == "" {
 				p.add(key+".action", `restart needs app.start and app.stop: set them, or use action = "stop" or "none"`)
 			}
-		case "stop", "none":
+		case "stop", "wait", "none":
 		default:
-			p.add(key+".action", "%q is not restart, stop or none", k.Action)
+			p.add(key+".action", "%q is not restart, stop, wait or none", k.Action)
 		}
 
 		switch {
