@@ -189,7 +189,7 @@ func TestValidate(t *testing.T) {
 		{"rise 0", func(c *Config) { c.Checker[0].Rise = 0 }, "checker[0].rise: must be >= 1"},
 		{"action stop", func(c *Config) { c.Checker[0].Action = "stop" }, ""},
 		{"action none", func(c *Config) { c.Checker[0].Action = "none" }, ""},
-		{"action bad", func(c *Config) { c.Checker[0].Action = "reboot" }, `checker[0].action: "reboot" is not restart, stop or none`},
+		{"action bad", func(c *Config) { c.Checker[0].Action = "reboot" }, `checker[0].action: "reboot" is not restart, stop, wait or none`},
 		{"restart without scripts", func(c *Config) { c.App.Stop = "" }, "checker[0].action: restart needs app.start and app.stop"},
 		{"stop without scripts", func(c *Config) { c.App = App{Timeout: ms(1000)}; c.Checker[0].Action = "stop" }, ""},
 		{"expect 204", func(c *Config) { c.Checker[0].Expect = 204 }, ""},
