@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/webfarm/farm/agent/config"
+	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"
+	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/rules"
@@ -32,6 +34,8 @@ type Agent struct {
 	decider *filter.Decider
 	members *member.Membership
 	console *console.Server
+	monitor *checkers.Monitor
+	events  *events.Ring
 
 	// drainTimeout bounds how long a drain waits for flows to end.
 	drainTimeout time.Duration
@@ -42,6 +46,7 @@ type Agent struct {
 	intent      Intent
 	appFailed   bool
 	drainCancel context.CancelFunc
+	lastNodes   []member.Node
 }
 
 // New converts a validated config into the components' settings and checks it
@@ -101,6 +106,24 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		State:         effectiveState(intent, false),
 		OnAction:      a.onAction,
 	}, log.With("component", "member"), a.onView)
+	a.events = events.NewRing(0, log.With("component", "events"))
+	var specs []checkers.Spec
+	for _, c := range cfg.Checker {
+		specs = append(specs, checkers.Spec{
+			Name: c.Name, Type: c.Type, Target: c.Target, Interval: c.Interval.Duration, Timeout: c.Timeout.Duration,
+			Fall: c.Fall, Rise: c.Rise, Action: c.Action, Expect: c.Expect, Body: c.Body, Host: c.Host, SkipVerify: c.SkipVerify,
+		})
+	}
+	firstVIP := ""
+	if len(spec.VIPs) > 0 {
+		firstVIP = spec.VIPs[0].String()
+	}
+	mon, err := checkers.New(specs, checkers.AppScripts{Start: cfg.App.Start, Stop: cfg.App.Stop, Timeout: cfg.App.Timeout.Duration},
+		a, a.events, cfg.Node.Name, firstVIP, log)
+	if err != nil {
+		return nil, err
+	}
+	a.monitor = mon
 	srv, err := console.New(cfg.Console.Listen, cfg.Console.PasswordFile, a, log.With("component", "console"))
 	if err != nil {
 		return nil, err
@@ -129,6 +152,13 @@ func filterRule(r config.Rule) (filter.Rule, error) {
 // onView hands every new owner table to the data path.
 func (a *Agent) onView(v member.View) {
 	a.decider.SetTable(v.Table)
+	a.mu.Lock()
+	prev := a.lastNodes
+	a.lastNodes = v.Nodes
+	a.mu.Unlock()
+	for _, e := range stateEvents(prev, v.Nodes, v.Shares) {
+		a.events.Add(e)
+	}
 }
 
 // Run brings the node into the farm and keeps it there until ctx ends.
@@ -177,8 +207,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return claim.Run(gctx, func() { log.Info("VIPs claimed.", "vips", a.spec.VIPs) })
 	})
+	if a.cfg.App.Start != "" && a.intent == IntentUp {
+		r := a.monitor.StartApp(ctx)
+		log.Info("Application start script ran.", "exit", r.ExitCode, "took", r.Duration.Round(time.Millisecond), "err", r.Err)
+	}
 	memberDone := make(chan error, 1)
 	go func() { memberDone <- a.members.Run(memberCtx) }()
+	monitorDone := make(chan error, 1)
+	go func() { monitorDone <- a.monitor.Run(memberCtx) }()
 	consoleCtx, stopConsole := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsole()
 	consoleDone := make(chan error, 1)
@@ -204,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := <-memberDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	<-monitorDone
 	stopData()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 		runErr = err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/webfarm/farm/console"
+	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/farm/table"
 )
@@ -56,10 +57,35 @@ func (a *Agent) onAction(action string) error {
 	if err := a.setIntent(in); err != nil {
 		return err
 	}
-	if in == IntentDraining {
+	a.events.Add(events.Event{Node: a.cfg.Node.Name, What: "operator." + action, Why: "requested through the API"})
+	switch in {
+	case IntentDraining:
 		a.startDrain()
+	case IntentStopped:
+		a.stopApp()
+	case IntentUp:
+		go func() {
+			if a.cfg.App.Start != "" {
+				r := a.monitor.StartApp(a.runCtx)
+				a.log.Info("Application start script ran.", "exit", r.ExitCode, "err", r.Err)
+			}
+			a.monitor.Reset()
+		}()
 	}
 	return nil
+}
+
+// stopApp pauses the checkers (a stopped node must not be "recovered") and
+// runs the application's stop script, if any, in the background.
+func (a *Agent) stopApp() {
+	a.monitor.Pause()
+	if a.cfg.App.Stop == "" {
+		return
+	}
+	go func() {
+		r := a.monitor.StopApp(a.runCtx)
+		a.log.Info("Application stop script ran.", "exit", r.ExitCode, "err", r.Err)
+	}()
 }
 
 // startDrain waits until the node's established flows are gone (or the drain
@@ -103,7 +129,10 @@ func (a *Agent) startDrain() {
 		if still {
 			if err := a.setIntent(IntentStopped); err != nil {
 				a.log.Error("Finishing the drain failed.", "err", err)
+				return
 			}
+			a.events.Add(events.Event{Node: a.cfg.Node.Name, What: "drain.done", Why: "no flows left or drain timeout"})
+			a.stopApp()
 		}
 	}()
 }
@@ -145,5 +174,5 @@ func (a *Agent) Act(ctx context.Context, node, action string) error {
 
 // Events implements console.Farm.
 func (a *Agent) Events(limit int) any {
-	return []any{}
+	return a.events.List(time.Time{}, limit)
 }
