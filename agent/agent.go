@@ -207,6 +207,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return claim.Run(gctx, func() { log.Info("VIPs claimed.", "vips", a.spec.VIPs) })
 	})
+	if a.intent != IntentUp {
+		log.Info("Node stays out of the farm: an operator stopped it (farm start NODE brings it back).", "intent", a.intent)
+		a.monitor.Pause()
+	}
 	if a.cfg.App.Start != "" && a.intent == IntentUp {
 		r := a.monitor.StartApp(ctx)
 		log.Info("Application start script ran.", "exit", r.ExitCode, "took", r.Duration.Round(time.Millisecond), "err", r.Err)
