@@ -43,7 +43,8 @@ const in6AddrGenModeNone = 1
 // it as the source of its own neighbour solicitations (which would teach
 // clients the node's own MAC for the VIP).
 //
-// Run acts in the network namespace of the calling thread.
+// Run first removes what a crashed run left behind (see Cleanup). It acts in
+// the network namespace of the calling thread.
 func (c *Claim) Run(ctx context.Context, ready func()) (err error) {
 	seen := make(map[netip.Addr]bool)
 	for _, cfg := range c.cfgs {
@@ -64,6 +65,10 @@ func (c *Claim) Run(ctx context.Context, ready func()) (err error) {
 		return fmt.Errorf("vip: open netlink: %w", err)
 	}
 	defer h.Close()
+
+	if err := cleanup(ctx, h, c.log); err != nil {
+		return fmt.Errorf("vip: remove what a previous run left: %w", err)
+	}
 
 	var u undoStack
 	defer func() {
@@ -228,7 +233,7 @@ func (c *Claim) claim(ctx context.Context, h *netlink.Handle, u *undoStack, i in
 		return nil, fail("start the ARP/ND responder", err)
 	}
 	u.push("close the responder of "+cfg.Addr.String(), r.close)
-	log.Info("VIP claimed.", "vmac", vmac)
+	log.Info("VIP claimed.", "vmac", vmac.String())
 	return r, nil
 }
 

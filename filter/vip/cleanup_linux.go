@@ -15,17 +15,22 @@ import (
 // with this package's multicast prefix (03:bf / 03:be). It is idempotent.
 // Sysctls changed by the crashed run cannot be told apart from an
 // operator's and are left (arp_ignore=1, arp_announce=2 are harmless).
+// Run calls it first, so an agent restarted after a crash starts clean.
 // It acts in the network namespace of the calling thread.
 func Cleanup(ctx context.Context, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var errs []error
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("vip cleanup: open netlink: %w", err)
 	}
 	defer h.Close()
+	return cleanup(ctx, h, log)
+}
+
+func cleanup(ctx context.Context, h *netlink.Handle, log *slog.Logger) error {
+	var errs []error
 
 	// Holders first: the table's egress chains keep them mute until they
 	// are gone.
@@ -62,7 +67,7 @@ func Cleanup(ctx context.Context, log *slog.Logger) error {
 			errs = append(errs, fmt.Errorf("vip cleanup: remove multicast MAC %s from %s: %w", m.mac, m.ifname, err))
 			continue
 		}
-		log.Info("Removed a leftover multicast MAC.", "interface", m.ifname, "mac", m.mac)
+		log.Info("Removed a leftover multicast MAC.", "interface", m.ifname, "mac", m.mac.String())
 	}
 	return errors.Join(errs...)
 }

@@ -111,6 +111,11 @@ func TestGratuitousARP(t *testing.T) {
 // nsFrameT builds Ethernet/IPv6/NS as a client kernel sends it.
 func nsFrameT(t *testing.T, src, dst, target netip.Addr, hop byte, slla net.HardwareAddr) []byte {
 	t.Helper()
+	return nsFrame(t, clientMAC, net.HardwareAddr{0x33, 0x33, 0xff, 0, 1, 0}, src, dst, target, hop, slla)
+}
+
+func nsFrame(t *testing.T, ethSrc, ethDst net.HardwareAddr, src, dst, target netip.Addr, hop byte, slla net.HardwareAddr) []byte {
+	t.Helper()
 	ns := &ndp.NeighborSolicitation{TargetAddress: target}
 	if slla != nil {
 		ns.Options = []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: slla}}
@@ -126,7 +131,7 @@ func nsFrameT(t *testing.T, src, dst, target netip.Addr, hop byte, slla net.Hard
 	s, d := src.As16(), dst.As16()
 	copy(ip[8:], s[:])
 	copy(ip[24:], d[:])
-	f := ethernet.Frame{Destination: net.HardwareAddr{0x33, 0x33, 0xff, 0, 1, 0}, Source: clientMAC, EtherType: etherTypeIPv6, Payload: append(ip, icmp...)}
+	f := ethernet.Frame{Destination: ethDst, Source: ethSrc, EtherType: etherTypeIPv6, Payload: append(ip, icmp...)}
 	b, err := f.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
