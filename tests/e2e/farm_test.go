@@ -1,0 +1,313 @@
+//go:build linux
+
+// Package e2e runs whole farms in the network-namespace lab (tests/lab):
+// real bridge, real nginx, real `bin/farm agent` processes. The tests need
+// root; they skip without it, and fail instead when CI=true.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/webfarm/farm/console"
+	"github.com/webfarm/farm/farm/table"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/vip"
+	"github.com/webfarm/farm/tests/lab"
+)
+
+const prefix = "e2e"
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		_ = lab.CleanupStale(prefix)
+	}
+	os.Exit(m.Run())
+}
+
+// farm is a lab with agents running on every node.
+type farm struct {
+	t      *testing.T
+	l      *lab.Lab
+	agents []*lab.Proc // index 0 = node 1
+}
+
+// startFarm builds an n-node lab, starts nginx and an agent on every node
+// (extra is merged over the lab's default agent config) and waits until
+// every agent sees every node up.
+func startFarm(t *testing.T, n int, extra string) *farm {
+	t.Helper()
+	l := lab.ForTest(t, lab.Options{Nodes: n, Prefix: prefix})
+	if !l.HaveFarm() {
+		t.Fatalf("%s is missing: run make build first", l.FarmBin())
+	}
+	f := &farm{t: t, l: l, agents: make([]*lab.Proc, n)}
+	for i := 1; i <= n; i++ {
+		if err := l.StartNginx(i); err != nil {
+			t.Fatalf("nginx on node %d: %v", i, err)
+		}
+	}
+	for i := 1; i <= n; i++ {
+		f.startAgent(i, extra)
+	}
+	f.waitUp(n, 20*time.Second)
+	return f
+}
+
+func (f *farm) startAgent(i int, extra string) {
+	f.t.Helper()
+	p, err := f.l.StartAgent(i, f.l.NodeConfig(i, extra))
+	if err != nil {
+		f.t.Fatalf("agent on node %d: %v", i, err)
+	}
+	f.agents[i-1] = p
+	f.t.Cleanup(func() { _ = p.Stop() })
+}
+
+// status asks node i's agent for `farm status --json`.
+func (f *farm) status(i int) (console.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := f.l.Exec(ctx, f.l.Node(i).NS, f.l.FarmBin(), "status", "--json", "--api", "http://"+lab.ConsoleListen)
+	var st console.Status
+	if err != nil {
+		return st, fmt.Errorf("farm status on node %d: %v: %s", i, err, out)
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return st, fmt.Errorf("farm status on node %d: %v: %s", i, err, out)
+	}
+	return st, nil
+}
+
+// waitUp waits until every running agent reports `want` nodes up, each
+// owning buckets, and all of them agree on the shares.
+func (f *farm) waitUp(want int, d time.Duration) {
+	f.t.Helper()
+	err := lab.Poll(context.Background(), d, func() error {
+		var first string
+		for i := range f.agents {
+			if f.agents[i] == nil || f.agents[i].Exited() {
+				continue
+			}
+			st, err := f.status(i + 1)
+			if err != nil {
+				return err
+			}
+			up := 0
+			var shares []string
+			for _, n := range st.Nodes {
+				if n.State == "up" && n.Buckets > 0 {
+					up++
+				}
+				shares = append(shares, fmt.Sprintf("%s=%s/%d", n.Name, n.State, n.Buckets))
+			}
+			if up != want {
+				return fmt.Errorf("node %d sees %d nodes up, want %d: %v", i+1, up, want, shares)
+			}
+			if s := strings.Join(shares, " "); first == "" {
+				first = s
+			} else if s != first {
+				return fmt.Errorf("nodes disagree: %q vs %q", first, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// expectedOwner is the node every agent must pick for src: the same table
+// and hash as the agents compute, from the test's side.
+func expectedOwner(ids []uint8, src netip.Addr, aff filter.Affinity) uint8 {
+	var ms []table.Member
+	for _, id := range ids {
+		ms = append(ms, table.Member{ID: id, Weight: 100})
+	}
+	return table.Compute(ms)[filter.BucketOf(src, 0, aff)]
+}
+
+func nodeName(id uint8) string { return fmt.Sprintf("web%d", id) }
+
+// checkNeighbours asserts the client learned the VIPs by ARP/ND (not a static
+// entry) and that the switch never learned a virtual MAC.
+func (f *farm) checkNeighbours(mode vip.Mode) {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := f.l.Exec(ctx, f.l.Client.NS, "ip", "neigh", "show")
+	if err != nil {
+		f.t.Fatalf("ip neigh: %v", err)
+	}
+	for _, v := range []netip.Addr{f.l.VIP4, f.l.VIP6} {
+		mac := vip.VirtualMAC(v, mode).String()
+		found := false
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, v.String()+" ") {
+				if strings.Contains(line, "PERMANENT") {
+					f.t.Errorf("client has a static neighbour entry: %s", line)
+				}
+				if strings.Contains(line, "lladdr "+mac) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			f.t.Errorf("client did not resolve %s to %s by ARP/ND:\n%s", v, mac, out)
+		}
+		fdb, err := f.l.FDB(ctx)
+		if err != nil {
+			f.t.Fatalf("fdb: %v", err)
+		}
+		if e := fdb.Find(mac); len(e) > 0 {
+			f.t.Errorf("the switch learned the virtual MAC %s: %v", mac, e)
+		}
+	}
+}
+
+// distribution sends perSrc requests (a new connection each) from every
+// client source address, v4 and v6, and checks: all succeed, every source
+// always lands on its expected owner, every node answers 20%..47% of the
+// sources and no SYN is answered twice. It returns the result for the log.
+func (f *farm) distribution(ids []uint8, perSrc int) lab.Result {
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	capt, err := f.l.StartCapture(ctx)
+	if err != nil {
+		f.t.Fatalf("capture: %v", err)
+	}
+	srcs := f.l.Sources(64)
+	res := f.l.Burst(ctx, srcs, perSrc, f.l.VIPURL)
+	if err := capt.Sync(ctx); err != nil {
+		f.t.Errorf("capture sync: %v", err)
+	}
+	rep, err := capt.Stop()
+	if err != nil {
+		f.t.Errorf("capture: %v", err)
+	}
+	f.t.Logf("distribution (%d sources x %d requests):\n%s", len(srcs), perSrc, res.Table())
+	if len(res.Failures) > 0 {
+		f.t.Errorf("%d of %d requests failed, first: %+v", len(res.Failures), res.Requests, res.Failures[0])
+	}
+	if s := res.Split(); len(s) > 0 {
+		f.t.Errorf("%d sources were answered by more than one node: %v", len(s), s)
+	}
+	if len(rep.Doubles) > 0 {
+		f.t.Errorf("%d SYNs were answered by two nodes, first: %+v", len(rep.Doubles), rep.Doubles[0])
+	}
+	wrong := 0
+	perNode := map[string]int{}
+	for src, nodes := range res.PerSource {
+		want := nodeName(expectedOwner(ids, src, filter.AffinityIP))
+		for n := range nodes {
+			perNode[n]++
+			if n != want {
+				wrong++
+				if wrong < 4 {
+					f.t.Errorf("source %s answered by %s, expected owner %s", src, n, want)
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		share := float64(perNode[nodeName(id)]) / float64(len(srcs))
+		if share < 0.20 || share > 0.47 {
+			f.t.Errorf("%s answered %.0f%% of the sources, want 20%%..47%%", nodeName(id), 100*share)
+		}
+	}
+	return res
+}
+
+func TestDistributionVMAC(t *testing.T) {
+	f := startFarm(t, 3, "")
+	f.distribution([]uint8{1, 2, 3}, 4)
+	f.checkNeighbours(vip.ModeVMAC)
+}
+
+func TestDistributionMulticast(t *testing.T) {
+	f := startFarm(t, 3, `
+[[vip]]
+address = "10.213.0.100"
+interface = "eth0"
+mode = "multicast"
+
+[[vip]]
+address = "fd00:213::100"
+interface = "eth0"
+mode = "multicast"
+`)
+	f.distribution([]uint8{1, 2, 3}, 4)
+	f.checkNeighbours(vip.ModeMulticast)
+}
+
+// With affinity ip-port every connection of one client hashes on its own.
+func TestAffinityIPPort(t *testing.T) {
+	f := startFarm(t, 3, `
+[[rule]]
+proto = "tcp"
+ports = "80"
+affinity = "ip-port"
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, src := range []netip.Addr{f.l.ClientAddrs4[0], f.l.ClientAddrs6[0]} {
+		res := f.l.Burst(ctx, []netip.Addr{src}, 30, f.l.VIPURL)
+		t.Logf("one client %s, 30 connections:\n%s", src, res.Table())
+		if len(res.Failures) > 0 {
+			t.Errorf("%d requests failed: %+v", len(res.Failures), res.Failures[0])
+		}
+		if n := len(res.PerSource[src]); n != 3 {
+			t.Errorf("client %s reached %d nodes, want all 3", src, n)
+		}
+	}
+}
+
+// A node whose agent is SIGKILLed drops what it does not own any more (fail
+// closed: no bypass), the others take over its share, and it comes back when
+// its agent restarts.
+func TestKillAgent(t *testing.T) {
+	f := startFarm(t, 3, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	if err := f.agents[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	f.agents[1] = nil
+	f.waitUp(2, 10*time.Second)
+	capt, err := f.l.StartCapture(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.l.Burst(ctx, f.l.Sources(64), 2, f.l.VIPURL)
+	_ = capt.Sync(ctx)
+	rep, _ := capt.Stop()
+	t.Logf("after killing web2's agent:\n%s", res.Table())
+	if len(res.Failures) > 0 {
+		t.Errorf("%d of %d requests failed after the takeover, first: %+v", len(res.Failures), res.Requests, res.Failures[0])
+	}
+	if res.PerNode["web2"] > 0 {
+		t.Errorf("web2 answered %d new connections without its agent (must fail closed)", res.PerNode["web2"])
+	}
+	if len(rep.Doubles) > 0 {
+		t.Errorf("%d SYNs answered twice", len(rep.Doubles))
+	}
+	for src, nodes := range res.PerSource {
+		want := nodeName(expectedOwner([]uint8{1, 3}, src, filter.AffinityIP))
+		for n := range nodes {
+			if n != want {
+				t.Errorf("source %s answered by %s, want %s", src, n, want)
+			}
+		}
+	}
+
+	f.startAgent(2, "")
+	f.waitUp(3, 20*time.Second)
+	f.distribution([]uint8{1, 2, 3}, 2)
+}
