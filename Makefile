@@ -36,9 +36,10 @@ bench: deps build
 	tests/bench.sh
 
 demo: deps build
-	$(BIN)/farmlab up -nodes 3
+	@$(BIN)/farmlab down >/dev/null 2>&1 || true
+	$(BIN)/farmlab up -nodes 3 -agents yes
 	$(BIN)/farmlab burst
-	@$(BIN)/farmlab help-demo
+	$(BIN)/farmlab status
 
 demo-down:
 	@if [ -x $(BIN)/farmlab ]; then $(BIN)/farmlab down; else $(GO) run ./tests/cmd/farmlab down; fi

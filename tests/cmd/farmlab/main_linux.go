@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,6 +44,7 @@ commands:
                                         the VIP; prints which node answered
   exec HOST [command...]                run a command (default a shell) in HOST:
                                         client, switch, web1..webN
+  status                                farm status as web1's agent sees it
   info                                  names, addresses, processes and logs
 `
 
@@ -81,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = execIn(*prefix, rest)
 	case "info":
 		err = info(*prefix, stdout)
+	case "status":
+		err = farmStatus(ctx, *prefix, stdout)
 	default:
 		fmt.Fprintf(stderr, "farmlab: unknown command %q\n\n", cmd)
 		fs.Usage()
@@ -150,6 +154,12 @@ func up(ctx context.Context, prefix string, args []string, stdout, stderr io.Wri
 			if _, err := l.StartAgent(i, l.NodeConfig(i, "")); err != nil {
 				return fail(err)
 			}
+		}
+	}
+	if startAgents {
+		fmt.Fprintf(stdout, "Waiting for the %d agents to see each other...\n", *nodes)
+		if err := waitFarm(ctx, l, *nodes); err != nil {
+			fmt.Fprintf(stderr, "farmlab up: %v (logs: %s/web*/agent.log)\n", err, l.RunDir)
 		}
 	}
 	// Leave everything running: the children are in their own sessions.
@@ -310,4 +320,46 @@ func printInfo(w io.Writer, l *lab.Layout) {
 			l.ClientAddrs4[0], l.ClientAddrs4[len(l.ClientAddrs4)-1],
 			l.ClientAddrs6[0], l.ClientAddrs6[len(l.ClientAddrs6)-1], len(l.ClientAddrs4))
 	}
+}
+
+// waitFarm waits (30 s at most) until every node's agent reports n nodes up.
+func waitFarm(ctx context.Context, l *lab.Lab, n int) error {
+	return lab.Poll(ctx, 30*time.Second, func() error {
+		for i := 1; i <= n; i++ {
+			out, err := l.Exec(ctx, l.Node(i).NS, l.FarmBin(), "status", "--json", "--api", "http://"+lab.ConsoleListen)
+			if err != nil {
+				return fmt.Errorf("web%d: %v", i, err)
+			}
+			var st struct {
+				Nodes []struct {
+					State   string `json:"state"`
+					Buckets int    `json:"buckets"`
+				} `json:"nodes"`
+			}
+			if err := json.Unmarshal(out, &st); err != nil {
+				return err
+			}
+			up := 0
+			for _, nd := range st.Nodes {
+				if nd.State == "up" && nd.Buckets > 0 {
+					up++
+				}
+			}
+			if up != n {
+				return fmt.Errorf("web%d sees %d of %d nodes up", i, up, n)
+			}
+		}
+		return nil
+	})
+}
+
+// farmStatus prints `farm status` as web1's agent sees it.
+func farmStatus(ctx context.Context, prefix string, stdout io.Writer) error {
+	l, err := openLab(prefix)
+	if err != nil {
+		return err
+	}
+	out, err := l.Exec(ctx, l.Node(1).NS, l.FarmBin(), "status", "--api", "http://"+lab.ConsoleListen)
+	fmt.Fprintf(stdout, "farm status, as web1 sees it:\n%s", out)
+	return err
 }
