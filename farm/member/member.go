@@ -218,8 +218,29 @@ func (m *Membership) SetState(st State) error {
 	if s == nil {
 		return nil
 	}
-	if err := s.SetTags(Tags(m.cfg.ID, m.cfg.Weight, st)); err != nil {
+	m.mu.Lock()
+	w := m.cfg.Weight
+	m.mu.Unlock()
+	if err := s.SetTags(Tags(m.cfg.ID, w, st)); err != nil {
 		return fmt.Errorf("publish state %s: %w", st, err)
+	}
+	m.publish()
+	return nil
+}
+
+// SetWeight changes this node's weight tag (a config reload); every node
+// recomputes its table. Established flows stay where they are.
+func (m *Membership) SetWeight(w uint32) error {
+	m.mu.Lock()
+	s := m.serf
+	m.cfg.Weight = w
+	st := m.state
+	m.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	if err := s.SetTags(Tags(m.cfg.ID, w, st)); err != nil {
+		return fmt.Errorf("publish weight %d: %w", w, err)
 	}
 	m.publish()
 	return nil

@@ -59,6 +59,31 @@ func signalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 	return ctx, cancel
 }
 
+// reloadOnHUP re-reads the config on SIGHUP; a bad file is refused whole and
+// the running config stays.
+func reloadOnHUP(ctx context.Context, path string, a *agent.Agent, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			cfg, err := config.Load(path)
+			if err != nil {
+				log.Error("Reload refused: the config has errors; keeping the running one.", "err", err)
+				continue
+			}
+			if err := a.Reload(cfg); err != nil {
+				log.Error("Reload failed.", "err", err)
+				continue
+			}
+			log.Info("Config reloaded.", "path", path)
+		}
+	}
+}
+
 func agentCmd() *cobra.Command {
 	var path, level string
 	c := &cobra.Command{
@@ -83,6 +108,7 @@ func agentCmd() *cobra.Command {
 			}
 			ctx, cancel := signalContext(log)
 			defer cancel()
+			go reloadOnHUP(ctx, path, a, log)
 			if err := a.Run(ctx); err != nil {
 				log.Error("Agent stopped with an error.", "err", err)
 				return err
