@@ -20,6 +20,7 @@ import (
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/filter/vip"
@@ -36,6 +37,7 @@ type Agent struct {
 	console *console.Server
 	monitor *checkers.Monitor
 	events  *events.Ring
+	witness *witness
 
 	// drainTimeout bounds how long a drain waits for flows to end.
 	drainTimeout time.Duration
@@ -93,6 +95,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	a.spec = spec
 	a.decider = filter.NewDecider(spec.Self, spec.Rules)
+	var witnessOK func() bool
+	if cfg.Gossip.Witness != "" {
+		a.witness = newWitness(cfg.Gossip.Witness, log.With("component", "witness"))
+		witnessOK = a.witness.OK
+	}
 	weight := uint32(100)
 	if cfg.Node.Weight != nil {
 		weight = uint32(*cfg.Node.Weight)
@@ -105,6 +112,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		SuspicionMult: cfg.Gossip.SuspicionMult,
 		State:         effectiveState(intent, false),
 		OnAction:      a.onAction,
+		WitnessOK:     witnessOK,
 	}, log.With("component", "member"), a.onView)
 	a.events = events.NewRing(0, log.With("component", "events"))
 	var specs []checkers.Spec
@@ -151,7 +159,11 @@ func filterRule(r config.Rule) (filter.Rule, error) {
 
 // onView hands every new owner table to the data path.
 func (a *Agent) onView(v member.View) {
-	a.decider.SetTable(v.Table)
+	if v.Quorum {
+		a.decider.SetTable(v.Table)
+	} else {
+		a.decider.SetTable(&table.Table{}) // minority side: serve nobody
+	}
 	a.mu.Lock()
 	prev := a.lastNodes
 	a.lastNodes = v.Nodes
@@ -214,6 +226,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.App.Start != "" && a.intent == IntentUp {
 		r := a.monitor.StartApp(ctx)
 		log.Info("Application start script ran.", "exit", r.ExitCode, "took", r.Duration.Round(time.Millisecond), "err", r.Err)
+	}
+	if a.witness != nil {
+		go a.witness.run(memberCtx, a.members.Refresh)
 	}
 	memberDone := make(chan error, 1)
 	go func() { memberDone <- a.members.Run(memberCtx) }()

@@ -145,7 +145,7 @@ func (a *Agent) flows(ctx context.Context) (int, error) {
 // Status implements console.Farm.
 func (a *Agent) Status() console.Status {
 	v := a.members.View()
-	st := console.Status{Buckets: table.Buckets, Self: a.cfg.Node.Name, Time: time.Now().UTC()}
+	st := console.Status{Buckets: table.Buckets, Self: a.cfg.Node.Name, Quorum: v.Quorum, Time: time.Now().UTC()}
 	for _, n := range v.Nodes {
 		b := 0
 		if n.ID != 0 && n.Alive {

@@ -42,7 +42,10 @@ type Status struct {
 	Nodes   []NodeStatus `json:"nodes"`
 	Buckets int          `json:"buckets"`
 	Self    string       `json:"self"`
-	Time    time.Time    `json:"time"`
+	// Quorum is false when the answering node is on the minority side of a
+	// partition and serves nobody.
+	Quorum bool      `json:"quorum"`
+	Time   time.Time `json:"time"`
 }
 
 // ErrNoSuchNode is returned by Farm.Act for a name the farm does not know.

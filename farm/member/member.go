@@ -31,6 +31,8 @@ type Config struct {
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
 	SuspicionMult int
+	// WitnessOK reports whether the witness answers; nil means no witness.
+	WitnessOK func() bool
 	// OnAction applies an operator action (stop, start, drain) to this node;
 	// it is called for local requests and for queries from other nodes.
 	OnAction func(action string) error
@@ -42,10 +44,11 @@ type Membership struct {
 	log      *slog.Logger
 	onChange func(View)
 
-	mu    sync.Mutex
-	serf  *serf.Serf
-	state State
-	view  View
+	mu       sync.Mutex
+	serf     *serf.Serf
+	state    State
+	view     View
+	suspects map[string]bool
 }
 
 // New prepares membership; nothing starts until Run. onChange is called from
@@ -147,8 +150,18 @@ func (m *Membership) Run(ctx context.Context) error {
 		m.joinLoop(ctx, s)
 	}()
 
+	// Suspicion is not an event in serf: poll memberlist so that a node cut
+	// off from the majority stops serving as soon as it suspects its peers,
+	// before the majority declares it dead and takes over (no bucket is
+	// served twice meanwhile).
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			if m.pollSuspects(s) {
+				m.publish()
+			}
 		case <-ctx.Done():
 			<-joinDone
 			m.leave(s)
@@ -260,17 +273,34 @@ func (m *Membership) publish() {
 	s := m.serf
 	m.mu.Unlock()
 	var nodes []Node
+	m.mu.Lock()
+	suspects := m.suspects
+	m.mu.Unlock()
 	for _, mem := range s.Members() {
 		alive := mem.Status == serf.StatusAlive
-		nodes = append(nodes, nodeFromTags(mem.Name, net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port))), alive, mem.Tags))
+		left := mem.Status == serf.StatusLeft || mem.Status == serf.StatusLeaving
+		n := nodeFromTags(mem.Name, net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port))), alive, left, mem.Tags)
+		n.Suspect = suspects[mem.Name]
+		nodes = append(nodes, n)
 	}
-	v := Compute(nodes)
+	witness := true
+	if m.cfg.WitnessOK != nil {
+		witness = m.cfg.WitnessOK()
+	}
+	v := Compute(nodes, witness)
 	m.mu.Lock()
 	old := m.view
 	m.view = v
 	m.mu.Unlock()
-	if old.Table != nil && *old.Table == *v.Table && sameNodes(old.Nodes, v.Nodes) {
+	if old.Table != nil && *old.Table == *v.Table && sameNodes(old.Nodes, v.Nodes) && old.Quorum == v.Quorum {
 		return
+	}
+	if old.Quorum != v.Quorum || old.Table == nil {
+		if v.Quorum {
+			m.log.Info("This node has quorum: serving its share.", "known", v.Known, "healthy", v.Healthy)
+		} else {
+			m.log.Warn("This node lost quorum: it serves nobody until it sees a majority again.", "known", v.Known, "healthy", v.Healthy)
+		}
 	}
 	alive := 0
 	for _, n := range v.Nodes {
@@ -283,6 +313,37 @@ func (m *Membership) publish() {
 	if m.onChange != nil {
 		m.onChange(v)
 	}
+}
+
+// Refresh recomputes the view, e.g. when the witness's answer changed.
+func (m *Membership) Refresh() {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	if s != nil {
+		m.publish()
+	}
+}
+
+// pollSuspects records which peers memberlist suspects; it reports whether
+// the set changed.
+func (m *Membership) pollSuspects(s *serf.Serf) bool {
+	cur := map[string]bool{}
+	for _, n := range s.Memberlist().Members() {
+		if n.State == memberlist.StateSuspect {
+			cur[n.Name] = true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := len(cur) != len(m.suspects)
+	for k := range cur {
+		if !m.suspects[k] {
+			changed = true
+		}
+	}
+	m.suspects = cur
+	return changed
 }
 
 func sameNodes(a, b []Node) bool {

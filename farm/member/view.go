@@ -40,6 +40,12 @@ type Node struct {
 	Addr   string
 	// Alive is false when serf considers the node failed or gone.
 	Alive bool
+	// Left is true when the node left gracefully: it no longer counts
+	// towards the majority.
+	Left bool
+	// Suspect is true while the failure detector doubts the node but has
+	// not declared it dead yet.
+	Suspect bool
 }
 
 // View is a snapshot of the farm from this node: the members, the owner table
@@ -48,6 +54,27 @@ type View struct {
 	Nodes  []Node
 	Table  *table.Table
 	Shares map[uint8]int
+	// Quorum is false when this node is on the minority side of a
+	// partition (or lost an even split without reaching the witness): it
+	// must not serve, since the other side is taking over its share.
+	Quorum bool
+	// Known counts the nodes that count towards the majority (all but
+	// those that left gracefully); Healthy those alive and not suspected.
+	Known, Healthy int
+}
+
+// HasQuorum is the partition rule: a node keeps serving while the nodes it
+// sees healthy (itself included) are a majority of the known nodes. An even
+// split (every 2-node farm) is broken by the witness: the side that can still
+// reach it serves. Being alone in a farm of one is a majority.
+func HasQuorum(known, healthy int, witnessOK bool) bool {
+	switch {
+	case known <= 1 || 2*healthy > known:
+		return true
+	case 2*healthy == known:
+		return witnessOK
+	}
+	return false
 }
 
 // Tags encodes a node's identity and state for serf.
@@ -62,8 +89,8 @@ func Tags(id uint8, weight uint32, st State) map[string]string {
 // nodeFromTags decodes what Tags encoded; a member with tags we cannot read
 // (another program on the gossip port, a future version) gets id 0 and owns
 // nothing.
-func nodeFromTags(name, addr string, alive bool, tags map[string]string) Node {
-	n := Node{Name: name, Addr: addr, Alive: alive, State: State(tags[tagState])}
+func nodeFromTags(name, addr string, alive, left bool, tags map[string]string) Node {
+	n := Node{Name: name, Addr: addr, Alive: alive, Left: left, State: State(tags[tagState])}
 	if id, err := strconv.Atoi(tags[tagID]); err == nil && id > 0 && id <= table.MaxID {
 		n.ID = uint8(id)
 	}
@@ -97,9 +124,22 @@ func Owners(nodes []Node) []table.Member {
 	return out
 }
 
-// Compute derives the view from a member list.
-func Compute(nodes []Node) View {
+// Compute derives the view from a member list; witnessOK tells whether the
+// configured witness answers (true when none is configured, since then an
+// even split cannot be broken and both sides would stop).
+func Compute(nodes []Node, witnessOK bool) View {
 	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
 	t := table.Compute(Owners(nodes))
-	return View{Nodes: nodes, Table: t, Shares: t.Shares()}
+	v := View{Nodes: nodes, Table: t, Shares: t.Shares()}
+	for _, n := range nodes {
+		if n.Left {
+			continue
+		}
+		v.Known++
+		if n.Alive && !n.Suspect {
+			v.Healthy++
+		}
+	}
+	v.Quorum = HasQuorum(v.Known, v.Healthy, witnessOK)
+	return v
 }
