@@ -49,7 +49,15 @@ type Membership struct {
 	state    State
 	view     View
 	suspects map[string]bool
+	// downSince records when each peer was first seen down, for dynamic
+	// quorum; excluded holds those dropped from the majority count.
+	downSince map[string]time.Time
+	excluded  map[string]bool
 }
+
+// settleTime is how long a node must be down, while this node holds quorum,
+// before it stops counting towards the majority.
+const settleTime = 10 * time.Second
 
 // New prepares membership; nothing starts until Run. onChange is called from
 // one goroutine, in order, with every new view.
@@ -159,7 +167,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-tick.C:
-			if m.pollSuspects(s) {
+			if m.pollSuspects(s) || m.settle(s, time.Now()) {
 				m.publish()
 			}
 		case <-ctx.Done():
@@ -274,13 +282,14 @@ func (m *Membership) publish() {
 	m.mu.Unlock()
 	var nodes []Node
 	m.mu.Lock()
-	suspects := m.suspects
+	suspects, excluded := m.suspects, m.excluded
 	m.mu.Unlock()
 	for _, mem := range s.Members() {
 		alive := mem.Status == serf.StatusAlive
 		left := mem.Status == serf.StatusLeft || mem.Status == serf.StatusLeaving
 		n := nodeFromTags(mem.Name, net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port))), alive, left, mem.Tags)
 		n.Suspect = suspects[mem.Name]
+		n.Excluded = excluded[mem.Name]
 		nodes = append(nodes, n)
 	}
 	witness := true
@@ -323,6 +332,49 @@ func (m *Membership) Refresh() {
 	if s != nil {
 		m.publish()
 	}
+}
+
+// settle updates the dynamic-quorum exclusions: a peer down for settleTime
+// while this node had quorum is excluded; a peer seen alive again is counted
+// again. The minority side of a partition never had quorum after the split,
+// so it never excludes the majority and never grants itself quorum.
+// It reports whether the exclusions changed.
+func (m *Membership) settle(s *serf.Serf, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.downSince == nil {
+		m.downSince, m.excluded = map[string]time.Time{}, map[string]bool{}
+	}
+	changed := false
+	next := map[string]bool{}
+	for k, v := range m.excluded {
+		next[k] = v
+	}
+	for _, mem := range s.Members() {
+		switch mem.Status {
+		case serf.StatusAlive:
+			delete(m.downSince, mem.Name)
+			if next[mem.Name] {
+				delete(next, mem.Name)
+				changed = true
+			}
+		case serf.StatusFailed:
+			since, ok := m.downSince[mem.Name]
+			if !ok {
+				m.downSince[mem.Name] = now
+				continue
+			}
+			if !next[mem.Name] && m.view.Quorum && now.Sub(since) >= settleTime {
+				next[mem.Name] = true
+				changed = true
+				m.log.Info("Peer down long enough: it no longer counts towards the majority.", "peer", mem.Name, "down_for", now.Sub(since).Round(time.Second))
+			}
+		}
+	}
+	if changed {
+		m.excluded = next // publish reads the map without the lock: replace, never mutate
+	}
+	return changed
 }
 
 // pollSuspects records which peers memberlist suspects; it reports whether

@@ -46,6 +46,11 @@ type Node struct {
 	// Suspect is true while the failure detector doubts the node but has
 	// not declared it dead yet.
 	Suspect bool
+	// Excluded is true for a node that has been down for a while, declared
+	// so while this node held quorum: it no longer counts towards the
+	// majority (dynamic quorum), so a farm can lose nodes one after another
+	// down to the last one (plus the witness for the last two).
+	Excluded bool
 }
 
 // View is a snapshot of the farm from this node: the members, the owner table
@@ -132,7 +137,7 @@ func Compute(nodes []Node, witnessOK bool) View {
 	t := table.Compute(Owners(nodes))
 	v := View{Nodes: nodes, Table: t, Shares: t.Shares()}
 	for _, n := range nodes {
-		if n.Left {
+		if n.Left || n.Excluded {
 			continue
 		}
 		v.Known++

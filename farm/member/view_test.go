@@ -74,3 +74,24 @@ func TestTagsRoundTrip(t *testing.T) {
 		t.Errorf("unreachable node state %s, want down", n.State)
 	}
 }
+
+// Dynamic quorum: nodes that died one after another (and were excluded
+// while the survivors held quorum) no longer count, so the last two decide
+// with the witness and the last one alone serves.
+func TestComputeExcluded(t *testing.T) {
+	nodes := []Node{
+		{Name: "web1", ID: 1, Weight: 100, State: StateUp, Alive: true},
+		{Name: "web2", ID: 2, State: StateDown, Excluded: true},
+		{Name: "web3", ID: 3, State: StateDown},
+	}
+	if v := Compute(nodes, false); v.Known != 2 || v.Quorum {
+		t.Fatalf("known %d quorum %v, want 2 false (even split, no witness)", v.Known, v.Quorum)
+	}
+	if v := Compute(nodes, true); !v.Quorum {
+		t.Fatal("even split with the witness reachable: want quorum")
+	}
+	nodes[2].Excluded = true
+	if v := Compute(nodes, false); v.Known != 1 || !v.Quorum {
+		t.Fatalf("known %d quorum %v, want 1 true", v.Known, v.Quorum)
+	}
+}
