@@ -311,3 +311,19 @@ func TestKillAgent(t *testing.T) {
 	f.waitUp(3, 20*time.Second)
 	f.distribution([]uint8{1, 2, 3}, 2)
 }
+
+// statusView is a status reduced to what the tests compare.
+type statusView struct {
+	Quorum  bool
+	States  map[string]string
+	Buckets map[string]int
+}
+
+func newStatusView(st console.Status) statusView {
+	v := statusView{Quorum: st.Quorum, States: map[string]string{}, Buckets: map[string]int{}}
+	for _, n := range st.Nodes {
+		v.States[n.Name] = n.State
+		v.Buckets[n.Name] = n.Buckets
+	}
+	return v
+}
