@@ -16,12 +16,21 @@ const (
 	Drop Verdict = iota
 	// Accept lets the packet through, marked as this node's flow.
 	Accept
+	// Reset lets the packet through WITHOUT a mark: it belongs to a flow
+	// of a dead node whose bucket this node took over, and the local TCP
+	// stack, which has no socket for it, answers it with a TCP reset, so
+	// the client gives up that connection at once and opens a new one
+	// (which this node, the bucket's owner, accepts).
+	Reset
 )
 
-// String returns "accept" or "drop".
+// String returns "accept", "drop" or "reset".
 func (v Verdict) String() string {
-	if v == Accept {
+	switch v {
+	case Accept:
 		return "accept"
+	case Reset:
+		return "reset"
 	}
 	return "drop"
 }
@@ -49,17 +58,27 @@ const (
 	ReasonMalformed
 	// ReasonFragment: a non-first fragment, which has no ports (drop).
 	ReasonFragment
+	// ReasonOrphan: a TCP packet that does not open a flow (not a bare
+	// SYN), in a bucket this node owns and took over from a dead node: a
+	// flow of the dead node, which this node cannot continue (reset).
+	ReasonOrphan
+	// ReasonNoTakeover: a TCP packet that does not open a flow, in a bucket
+	// this node owns but did not take over from a dead node (drop: if it is
+	// anybody's flow, a live node serves it).
+	ReasonNoTakeover
 )
 
 var reasonNames = [...]string{
-	ReasonNone:      "none",
-	ReasonOwner:     "owner",
-	ReasonNotOwner:  "not-owner",
-	ReasonUnowned:   "unowned",
-	ReasonNoTable:   "no-table",
-	ReasonNoRule:    "no-rule",
-	ReasonMalformed: "malformed",
-	ReasonFragment:  "fragment",
+	ReasonNone:       "none",
+	ReasonOwner:      "owner",
+	ReasonNotOwner:   "not-owner",
+	ReasonUnowned:    "unowned",
+	ReasonNoTable:    "no-table",
+	ReasonNoRule:     "no-rule",
+	ReasonMalformed:  "malformed",
+	ReasonFragment:   "fragment",
+	ReasonOrphan:     "orphan",
+	ReasonNoTakeover: "no-takeover",
 }
 
 // String returns the reason's short name ("owner", "not-owner", ...), stable
@@ -73,7 +92,8 @@ func (r Reason) String() string {
 
 // Decision is the outcome for one packet, with what led to it.
 type Decision struct {
-	// Verdict is Accept only when this node owns the client's bucket.
+	// Verdict is Accept or Reset only when this node owns the client's
+	// bucket.
 	Verdict Verdict
 	// Reason explains the verdict.
 	Reason Reason
@@ -83,13 +103,15 @@ type Decision struct {
 	Owner uint8
 }
 
-// Decider holds the per-packet decision: fixed rules, this node's id and an
-// ownership table swapped atomically as membership changes. Decide is safe
-// for concurrent use with SetTable and with itself.
+// Decider holds the per-packet decision: fixed rules, this node's id, an
+// ownership table swapped atomically as membership changes and the set of
+// buckets recently taken over from a dead node. Decide is safe for
+// concurrent use with SetTable, SetTakeover and with itself.
 type Decider struct {
-	self  uint8
-	rules []Rule
-	table atomic.Pointer[table.Table]
+	self     uint8
+	rules    []Rule
+	table    atomic.Pointer[table.Table]
+	takeover atomic.Pointer[Takeover]
 }
 
 // NewDecider returns a decider for node self with the given rules (copied;
@@ -108,11 +130,30 @@ func (d *Decider) SetTable(t *table.Table) { d.table.Store(t) }
 // Table returns the table in use, or nil.
 func (d *Decider) Table() *table.Table { return d.table.Load() }
 
+// SetTakeover installs the buckets this node took over from a dead node
+// and whose orphaned flows it should reset (see Takeover and TakeoverOf);
+// nil, the initial state, resets nothing. The set must not be modified
+// afterwards. It matters only while the kernel queues such packets (the
+// reset window, rules.SetReset): open the window with SetTakeover then
+// SetReset(on), close it with SetReset(off) then SetTakeover(nil), so no
+// packet queued for a reset finds an empty set. Buckets in the set are
+// reset only while the table also gives them to this node.
+func (d *Decider) SetTakeover(t *Takeover) { d.takeover.Store(t) }
+
+// Takeover returns the takeover set in use, or nil.
+func (d *Decider) Takeover() *Takeover { return d.takeover.Load() }
+
 // Self returns the node id the decider accepts for.
 func (d *Decider) Self() uint8 { return d.self }
 
-// Decide returns the verdict for the first packet of a flow (raw IP, as
-// NFQUEUE delivers it). It allocates nothing.
+// Decide returns the verdict for a queued packet (raw IP, as NFQUEUE
+// delivers it). It allocates nothing.
+//
+// The first packet of a flow (a bare TCP SYN, or a UDP datagram) is
+// accepted when this node owns the client's bucket. Any other TCP packet
+// belongs to a flow this node has no state for (the kernel queues those
+// only during a reset window): it is reset when this node owns the bucket
+// and took it over from a dead node, dropped otherwise.
 func (d *Decider) Decide(pkt []byte) Decision {
 	p, err := ParsePacket(pkt)
 	if err != nil {
@@ -140,7 +181,14 @@ func (d *Decider) Decide(pkt []byte) Decision {
 		dec.Reason = ReasonUnowned
 	case t[dec.Bucket] == d.self:
 		dec.Owner = t[dec.Bucket]
-		dec.Verdict, dec.Reason = Accept, ReasonOwner
+		switch {
+		case p.Proto != ProtoTCP || p.IsSYN():
+			dec.Verdict, dec.Reason = Accept, ReasonOwner
+		case d.takeover.Load().Has(dec.Bucket):
+			dec.Verdict, dec.Reason = Reset, ReasonOrphan
+		default:
+			dec.Reason = ReasonNoTakeover
+		}
 	default:
 		dec.Owner = t[dec.Bucket]
 		dec.Reason = ReasonNotOwner

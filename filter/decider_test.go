@@ -2,6 +2,7 @@ package filter
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -94,6 +95,79 @@ func TestDecide(t *testing.T) {
 	}
 }
 
+// takeoverOf returns a takeover set holding the given buckets.
+func takeoverOf(buckets ...uint16) *Takeover {
+	t := new(Takeover)
+	for _, b := range buckets {
+		t.Set(b)
+	}
+	return t
+}
+
+// TestDecideTakeover covers packets that do not open a flow: reset only when
+// this node owns the bucket and took it over; SYNs and UDP as always.
+func TestDecideTakeover(t *testing.T) {
+	rules := []Rule{
+		{Proto: ProtoTCP, Ports: mustPorts(t, "80"), Affinity: AffinityIP},
+		{Proto: ProtoUDP, Ports: mustPorts(t, "53"), Affinity: AffinityIP},
+	}
+	const self = 4
+	client4, client6 := "192.0.2.9", "2001:db8::9"
+	tcp4 := func(flags uint8) []byte {
+		return ip4(client4, "10.0.0.100", ProtoTCP, tcpFlags(l4(ProtoTCP, 40000, 80), flags))
+	}
+	ack6 := ip6(client6, "2001:db8::100", ProtoTCP, tcpFlags(l4(ProtoTCP, 40000, 80), TCPAck))
+	udp4 := ip4(client4, "10.0.0.100", ProtoUDP, l4(ProtoUDP, 5353, 53))
+	b4 := BucketOf(netip.MustParseAddr(client4), 0, AffinityIP)
+	b6 := BucketOf(netip.MustParseAddr(client6), 0, AffinityIP)
+	only := func(bucket uint16, owner uint8) *table.Table {
+		tb := fill(3)
+		tb[bucket] = owner
+		return tb
+	}
+	all := new(Takeover)
+	for b := range table.Buckets {
+		all.Set(uint16(b))
+	}
+	orphan := func(b uint16) Decision { return Decision{Verdict: Reset, Reason: ReasonOrphan, Bucket: b, Owner: self} }
+	psh := uint8(0x08)
+
+	tests := []struct {
+		name     string
+		table    *table.Table
+		takeover *Takeover
+		pkt      []byte
+		want     Decision
+	}{
+		{"ack, taken over", only(b4, self), takeoverOf(b4), tcp4(TCPAck), orphan(b4)},
+		{"data, taken over", only(b4, self), takeoverOf(b4), tcp4(TCPAck | psh), orphan(b4)},
+		{"fin-ack, taken over", only(b4, self), takeoverOf(b4), tcp4(TCPFin | TCPAck), orphan(b4)},
+		{"syn-ack, taken over", only(b4, self), takeoverOf(b4), tcp4(TCPSyn | TCPAck), orphan(b4)},
+		{"rst, taken over", only(b4, self), takeoverOf(b4), tcp4(TCPRst), orphan(b4)},
+		{"v6 ack, taken over", only(b6, self), takeoverOf(b6), ack6, orphan(b6)},
+		{"ack, no takeover set", only(b4, self), nil, tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
+		{"ack, other bucket taken over", only(b4, self), takeoverOf(b4 + 1), tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
+		{"ack, empty takeover set", only(b4, self), new(Takeover), tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
+		{"ack, not owner", only(b4, 3), all, tcp4(TCPAck), Decision{Reason: ReasonNotOwner, Bucket: b4, Owner: 3}},
+		{"ack, unowned", only(b4, 0), all, tcp4(TCPAck), Decision{Reason: ReasonUnowned, Bucket: b4}},
+		{"ack, no table", nil, all, tcp4(TCPAck), Decision{Reason: ReasonNoTable, Bucket: b4}},
+		{"syn, taken over", only(b4, self), all, tcp4(TCPSyn), Decision{Verdict: Accept, Reason: ReasonOwner, Bucket: b4, Owner: self}},
+		{"syn with ecn, taken over", only(b4, self), all, tcp4(TCPSyn | 0x40 | 0x80), Decision{Verdict: Accept, Reason: ReasonOwner, Bucket: b4, Owner: self}},
+		{"syn, not owner", only(b4, 3), all, tcp4(TCPSyn), Decision{Reason: ReasonNotOwner, Bucket: b4, Owner: 3}},
+		{"udp, taken over", only(b4, self), all, udp4, Decision{Verdict: Accept, Reason: ReasonOwner, Bucket: b4, Owner: self}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := NewDecider(self, rules)
+			d.SetTable(tt.table)
+			d.SetTakeover(tt.takeover)
+			if got := d.Decide(tt.pkt); got != tt.want {
+				t.Errorf("Decide() = %+v (%s), want %+v (%s)", got, got.Reason, tt.want, tt.want.Reason)
+			}
+		})
+	}
+}
+
 func TestDecideNoRules(t *testing.T) {
 	d := NewDecider(1, nil)
 	d.SetTable(fill(1))
@@ -153,20 +227,24 @@ func TestDecideConcurrentSetTable(t *testing.T) {
 func TestReasonString(t *testing.T) {
 	want := map[Reason]string{
 		ReasonOwner: "owner", ReasonNotOwner: "not-owner", ReasonUnowned: "unowned", ReasonNoTable: "no-table",
-		ReasonNoRule: "no-rule", ReasonMalformed: "malformed", ReasonFragment: "fragment", Reason(99): "reason(99)",
+		ReasonNoRule: "no-rule", ReasonMalformed: "malformed", ReasonFragment: "fragment",
+		ReasonOrphan: "orphan", ReasonNoTakeover: "no-takeover", Reason(99): "reason(99)",
 	}
 	for r, s := range want {
 		if r.String() != s {
 			t.Errorf("Reason(%d).String() = %q, want %q", r, r.String(), s)
 		}
 	}
-	if Accept.String() != "accept" || Drop.String() != "drop" {
+	if Accept.String() != "accept" || Drop.String() != "drop" || Reset.String() != "reset" {
 		t.Error("Verdict.String() wrong")
 	}
 }
 
 // decideCases are the packets the allocation test and the benchmarks use:
-// the first packet of a flow as NFQUEUE copies it (128 bytes at most).
+// the first packet of a flow as NFQUEUE copies it (128 bytes at most), and
+// mid-flow ACKs as queued during a reset window (the decider holds a
+// takeover set of every bucket): one of a flow to reset, one of another
+// node's flow to drop.
 func decideCases(tb testing.TB) (*Decider, []struct {
 	name string
 	pkt  []byte
@@ -180,12 +258,34 @@ func decideCases(tb testing.TB) (*Decider, []struct {
 		tab[i] = uint8(i%3) + 1
 	}
 	d.SetTable(tab)
+	all := new(Takeover)
+	for b := range table.Buckets {
+		all.Set(uint16(b))
+	}
+	d.SetTakeover(all)
+	// clientOf returns a client address in 192.0.2.0/24 whose bucket owner
+	// is (owner) or is not (!owner) node 1.
+	clientOf := func(owner bool) string {
+		for i := 1; i < 255; i++ {
+			c := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+			if (tab[BucketOf(c, 0, AffinityIP)] == 1) == owner {
+				return c.String()
+			}
+		}
+		tb.Fatal("no client address fits")
+		return ""
+	}
+	ack := func(src string) []byte {
+		return ip4(src, "10.0.0.100", ProtoTCP, tcpFlags(l4(ProtoTCP, 40000, 443), TCPAck))
+	}
 	return d, []struct {
 		name string
 		pkt  []byte
 	}{
 		{"v4/tcp", ip4("192.0.2.1", "10.0.0.100", ProtoTCP, l4(ProtoTCP, 40000, 443))},
 		{"v4/udp", ip4("192.0.2.1", "10.0.0.100", ProtoUDP, l4(ProtoUDP, 40000, 53))},
+		{"v4/tcp-ack-reset", ack(clientOf(true))},
+		{"v4/tcp-ack-drop", ack(clientOf(false))},
 		{"v6/tcp", ip6("2001:db8::1", "2001:db8::100", ProtoTCP, l4(ProtoTCP, 40000, 443))},
 		{"v6/udp", ip6("2001:db8::1", "2001:db8::100", ProtoUDP, l4(ProtoUDP, 40000, 53), ext6{kind: ipv6HopByHop, size: 8})},
 	}
@@ -195,8 +295,12 @@ func TestDecideAllocs(t *testing.T) {
 	d, cases := decideCases(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := d.Decide(c.pkt); got.Reason != ReasonOwner && got.Reason != ReasonNotOwner {
-				t.Fatalf("Decide() = %+v, want a table decision", got)
+			got := d.Decide(c.pkt)
+			switch {
+			case strings.HasSuffix(c.name, "-reset") && got.Verdict != Reset,
+				strings.HasSuffix(c.name, "-drop") && (got.Verdict != Drop || got.Reason != ReasonNotOwner),
+				got.Reason != ReasonOwner && got.Reason != ReasonNotOwner && got.Reason != ReasonOrphan:
+				t.Fatalf("Decide() = %+v (%s), want a table decision fitting %s", got, got.Reason, c.name)
 			}
 			if n := testing.AllocsPerRun(1000, func() { _ = d.Decide(c.pkt) }); n != 0 {
 				t.Errorf("Decide allocates %v times per packet, want 0", n)

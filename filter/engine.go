@@ -14,7 +14,10 @@ const MaxPacketLen = 128
 
 // Engine connects a Decider to the kernel: it receives the first packet of
 // each new balanced flow from NFQUEUE (on Linux) and returns accept with
-// this node's mark, or drop. New starts nothing; Run does the work.
+// this node's mark, or drop; during a reset window it also receives the
+// packets of flows this node has no state for, and accepts the orphans
+// among them without a mark (Reset), so the local stack resets them. New
+// starts nothing; Run does the work.
 type Engine struct {
 	d      *Decider
 	queue  uint16
@@ -24,6 +27,7 @@ type Engine struct {
 
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
+	reset    atomic.Uint64
 	errors   atomic.Uint64
 	// lastOverflowLog rate-limits the socket-overflow warning (unix ns).
 	lastOverflowLog atomic.Int64
@@ -33,8 +37,11 @@ type Engine struct {
 type Stats struct {
 	// Accepted counts flows this node took (packets accepted and marked).
 	Accepted uint64
-	// Dropped counts first packets dropped, for any Reason.
+	// Dropped counts queued packets dropped, for any Reason.
 	Dropped uint64
+	// Reset counts packets of orphaned flows handed to the local stack to
+	// be answered with a TCP reset (Verdict Reset).
+	Reset uint64
 	// Errors counts receive and verdict failures and socket overflows;
 	// it should stay at 0.
 	Errors uint64
@@ -51,7 +58,7 @@ func NewEngine(d *Decider, queue, queues uint16, log *slog.Logger) *Engine {
 
 // Stats returns the current counters; safe to call at any time.
 func (e *Engine) Stats() Stats {
-	return Stats{Accepted: e.accepted.Load(), Dropped: e.dropped.Load(), Errors: e.errors.Load()}
+	return Stats{Accepted: e.accepted.Load(), Dropped: e.dropped.Load(), Reset: e.reset.Load(), Errors: e.errors.Load()}
 }
 
 // Ready is closed once Run listens on every queue. Until then queued
@@ -62,9 +69,12 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 // decide runs the decider on one queued packet and counts the outcome.
 func (e *Engine) decide(pkt []byte) Decision {
 	dec := e.d.Decide(pkt)
-	if dec.Verdict == Accept {
+	switch dec.Verdict {
+	case Accept:
 		e.accepted.Add(1)
-	} else {
+	case Reset:
+		e.reset.Add(1)
+	default:
 		e.dropped.Add(1)
 	}
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -67,7 +67,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.log.Info("Filter engine listening.", "first_queue", e.queue, "queues", e.queues, "self", e.d.Self())
 	select {
 	case <-ctx.Done():
-		e.log.Info("Filter engine stopped.", "accepted", e.accepted.Load(), "dropped", e.dropped.Load(), "errors", e.errors.Load())
+		e.log.Info("Filter engine stopped.", "accepted", e.accepted.Load(), "dropped", e.dropped.Load(), "reset", e.reset.Load(), "errors", e.errors.Load())
 		return nil
 	case err := <-fatal:
 		e.log.Error("Filter engine failed; new flows are dropped until it restarts.", "error", err)
@@ -89,9 +89,14 @@ func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
 			pkt = *a.Payload
 		}
 		var err error
-		if e.decide(pkt).Verdict == Accept {
+		switch e.decide(pkt).Verdict {
+		case Accept:
 			err = nf.SetVerdictWithOption(*a.PacketID, nfqueue.NfAccept, markOpt)
-		} else {
+		case Reset:
+			// No mark: the flow stays nobody's in conntrack, and the local
+			// stack, which has no socket for it, answers with a reset.
+			err = nf.SetVerdict(*a.PacketID, nfqueue.NfAccept)
+		default:
 			err = nf.SetVerdict(*a.PacketID, nfqueue.NfDrop)
 		}
 		if err != nil {

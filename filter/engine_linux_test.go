@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -252,6 +253,237 @@ func TestEngineNetns(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 	mustTimeOut("engine stopped")
+	if st := eng.Stats(); st.Errors != 0 {
+		t.Errorf("engine errors: %+v", st)
+	}
+}
+
+// TestEngineResetNetns checks the takeover reset on the real data path: a
+// client's established flow is orphaned on the server side (the server's
+// socket vanishes without a word reaching the client, and the flow's
+// conntrack entry is deleted: exactly what the new owner of a dead node's
+// bucket sees). The client's next segment is answered with a reset only
+// while the reset window is open AND the decider has the client's bucket in
+// its takeover set AND owns it; otherwise it is dropped, and with the
+// window closed the kernel does not even queue it. After the reset the
+// client reconnects at once.
+func TestEngineResetNetns(t *testing.T) {
+	needRoot(t, "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "conntrack")
+	srv, cli := newNetns(t, "srv"), newNetns(t, "cli")
+	ipCmd(t, "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
+	ipCmd(t, "-n", srv, "addr", "add", "10.89.0.2/24", "dev", "eth0")
+	ipCmd(t, "-n", srv, "addr", "add", "10.89.0.100/32", "dev", "eth0")
+	ipCmd(t, "-n", cli, "addr", "add", "10.89.0.1/24", "dev", "eth0")
+	for _, ns := range []string{srv, cli} {
+		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
+	}
+	const vip, client, port = "10.89.0.100", "10.89.0.1", 8080
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+
+	web, err := filter.ParsePorts(fmt.Sprint(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
+	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: 9}
+	if err := inNetns(srv, func() error { return rules.Install(ctx, spec) }); err != nil {
+		t.Fatalf("install rules: %v", err)
+	}
+	setReset := func(on bool) {
+		t.Helper()
+		if err := inNetns(srv, func() error { return rules.SetReset(ctx, spec, on) }); err != nil {
+			t.Fatalf("SetReset(%v): %v", on, err)
+		}
+	}
+	srvRun := func(name string, args ...string) string {
+		t.Helper()
+		var out []byte
+		err := inNetns(srv, func() (err error) {
+			out, err = exec.CommandContext(ctx, name, args...).CombinedOutput()
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	// The service keeps listening (the new owner runs it too); accepted
+	// connections are handed to the test, which alone uses them.
+	var ln net.Listener
+	if err := inNetns(srv, func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", vip, port)); return err }); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	accepted := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+
+	d := filter.NewDecider(1, ruleList)
+	eng := filter.NewEngine(d, 9, 1, nil)
+	engCtx, stopEngine := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- inNetns(srv, func() error { return eng.Run(engCtx) }) }()
+	t.Cleanup(func() {
+		stopEngine()
+		if err := <-runErr; err != nil {
+			t.Errorf("engine Run: %v", err)
+		}
+	})
+	select {
+	case <-eng.Ready():
+	case err := <-runErr:
+		t.Fatalf("engine Run: %v", err)
+	case <-ctx.Done():
+		t.Fatal("engine not ready in time")
+	}
+
+	dial := func() *net.TCPConn {
+		t.Helper()
+		var c net.Conn
+		err := inNetns(cli, func() (err error) {
+			c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", vip, port), 3*time.Second)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("connect to the VIP: %v (stats %+v)", err, eng.Stats())
+		}
+		return c.(*net.TCPConn)
+	}
+	abort := func(c net.Conn) { // close with a reset, so nothing lingers
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
+	}
+	// orphan returns a client connection that the server side has
+	// forgotten: no socket, no conntrack entry, and the client knows nothing.
+	orphan := func() *net.TCPConn {
+		t.Helper()
+		c := dial()
+		var s net.Conn
+		select {
+		case s = <-accepted:
+		case <-time.After(3 * time.Second):
+			c.Close()
+			t.Fatal("the server did not accept the connection")
+		}
+		// A round trip proves the flow works before it is orphaned.
+		_ = s.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatalf("client write: %v", err)
+		}
+		if _, err := s.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("server read: %v", err)
+		}
+		// The server's reset on close must not reach the client.
+		srvRun("nft", fmt.Sprintf("add table ip farmtest_cut; add chain ip farmtest_cut out { type filter hook output priority 0; policy accept; }; add rule ip farmtest_cut out tcp sport %d drop", port))
+		abort(s) // synchronous: no other goroutine uses s
+		cport := fmt.Sprint(c.LocalAddr().(*net.TCPAddr).Port)
+		if out := srvRun("conntrack", "-D", "-p", "tcp", "--orig-src", client, "--orig-dst", vip, "--sport", cport, "--dport", fmt.Sprint(port)); !strings.Contains(out, "1 flow entries") {
+			t.Fatalf("conntrack -D deleted something else than the flow:\n%s", out)
+		}
+		srvRun("nft", "delete table ip farmtest_cut")
+		return c
+	}
+	// probe sends data on c and returns the read error: a reset, or a
+	// timeout after wait.
+	probe := func(c net.Conn, wait time.Duration) error {
+		t.Helper()
+		if err := c.SetDeadline(time.Now().Add(wait)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("are you there?\n")); err != nil {
+			return err
+		}
+		_, err := c.Read(make([]byte, 1))
+		if err == nil {
+			t.Fatal("the orphaned flow got an answer: the server side was not forgotten")
+		}
+		return err
+	}
+
+	bucket := filter.BucketOf(netip.MustParseAddr(client), 0, filter.AffinityIP)
+	mine, others := new(filter.Takeover), new(filter.Takeover)
+	for b := range table.Buckets {
+		if uint16(b) != bucket {
+			others.Set(uint16(b))
+		}
+	}
+	mine.Set(bucket)
+	tests := []struct {
+		name      string
+		window    bool
+		owner     uint8
+		takeover  *filter.Takeover
+		wantReset bool
+	}{
+		{"window open, bucket not taken over", true, 1, others, false},
+		{"window open, bucket taken over", true, 1, mine, true},
+		{"window open, taken over but another node owns it", true, 2, mine, false},
+		{"window closed, bucket taken over", false, 1, mine, false},
+	}
+	for _, tt := range tests {
+		// Steps in the test goroutine: each one leaves the engine as it found it.
+		d.SetTable(fill(1))
+		d.SetTakeover(nil)
+		c := orphan()
+		d.SetTable(fill(tt.owner))
+		d.SetTakeover(tt.takeover)
+		setReset(tt.window)
+		before := eng.Stats()
+		wait := 1500 * time.Millisecond
+		if tt.wantReset {
+			wait = 5 * time.Second
+		}
+		err := probe(c, wait)
+		after := eng.Stats()
+		abort(c)
+		var ne net.Error
+		switch {
+		case tt.wantReset && !errors.Is(err, syscall.ECONNRESET):
+			t.Errorf("%s: client got %v, want a reset (stats before %+v, after %+v)", tt.name, err, before, after)
+		case !tt.wantReset && !(errors.As(err, &ne) && ne.Timeout()):
+			t.Errorf("%s: client got %v, want a timeout (nothing answers)", tt.name, err)
+		case tt.wantReset && after.Reset == before.Reset:
+			t.Errorf("%s: the engine counted no reset: %+v", tt.name, after)
+		case !tt.window && after != before:
+			t.Errorf("%s: the kernel queued packets outside the window: before %+v, after %+v", tt.name, before, after)
+		case tt.window && !tt.wantReset && after.Dropped == before.Dropped:
+			t.Errorf("%s: the engine dropped nothing (was the packet queued?): before %+v, after %+v", tt.name, before, after)
+		default:
+			t.Logf("%s: client got %v; stats %+v", tt.name, err, after)
+		}
+		setReset(false)
+		if tt.wantReset { // the client recovers at once: a new connection works
+			d.SetTable(fill(1))
+			again := dial()
+			select {
+			case s := <-accepted:
+				s.Close()
+			case <-time.After(3 * time.Second):
+				t.Errorf("%s: reconnect not accepted", tt.name)
+			}
+			again.Close()
+		}
+	}
 	if st := eng.Stats(); st.Errors != 0 {
 		t.Errorf("engine errors: %+v", st)
 	}

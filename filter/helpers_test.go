@@ -27,6 +27,12 @@ func l4(proto uint8, sport, dport uint16) []byte {
 	return h
 }
 
+// tcpFlags sets the flags byte of a TCP header made by l4 and returns it.
+func tcpFlags(h []byte, flags uint8) []byte {
+	h[13] = flags
+	return h
+}
+
 // ip4 returns an IPv4 packet (IHL 5) carrying payload.
 func ip4(src, dst string, proto uint8, payload []byte) []byte {
 	h := make([]byte, 20, 20+len(payload))

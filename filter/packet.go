@@ -6,8 +6,10 @@ import (
 	"net/netip"
 )
 
-// Packet is what a decision needs from the first packet of a flow, as read
-// from its IP and transport headers. It holds no reference to the input.
+// Packet is what a decision needs from a queued packet (the first packet of
+// a flow, or during a takeover window a packet of a flow this node has no
+// state for), as read from its IP and transport headers. It holds no
+// reference to the input.
 type Packet struct {
 	// Src and Dst are the IP addresses (IPv4 as 4-byte addresses).
 	Src, Dst netip.Addr
@@ -17,10 +19,35 @@ type Packet struct {
 	// SrcPort and DstPort are set for TCP and UDP when the transport header
 	// is present; zero otherwise.
 	SrcPort, DstPort uint16
+	// TCPFlags is the TCP header's flags byte (TCPSyn, TCPAck, ...), so
+	// that a decision can tell a flow's first packet (a bare SYN) from a
+	// packet of a flow this node has no state for; zero for other
+	// protocols.
+	TCPFlags uint8
 	// Fragment is true for a non-first fragment, which carries no transport
 	// header and so no ports. (Conntrack reassembles before our hooks, so
 	// these should never be queued; the parser still must not guess.)
 	Fragment bool
+}
+
+// TCP flag bits of Packet.TCPFlags (RFC 9293).
+const (
+	TCPFin uint8 = 0x01
+	TCPSyn uint8 = 0x02
+	TCPRst uint8 = 0x04
+	TCPAck uint8 = 0x10
+)
+
+// tcpFlagsOff is the offset of the flags byte in the TCP header; a TCP
+// header shorter than tcpFlagsOff+1 bytes is truncated.
+const tcpFlagsOff = 13
+
+// IsSYN reports whether p is a bare TCP SYN (SYN set; ACK, FIN and RST
+// clear), the only packet that may open a TCP flow. The kernel rules use
+// the same test (nft `tcp flags & (syn|ack|fin|rst) == syn`, iptables
+// `--syn`), so the engine and the rules agree on what a first packet is.
+func (p Packet) IsSYN() bool {
+	return p.Proto == ProtoTCP && p.TCPFlags&(TCPSyn|TCPAck|TCPFin|TCPRst) == TCPSyn
 }
 
 // Parse errors. They are fixed values so that the per-packet path never
@@ -154,13 +181,21 @@ func parseIPv6(b []byte) (Packet, error) {
 	}
 }
 
-// parsePorts fills the ports of TCP and UDP; other protocols have none.
+// parsePorts fills the ports of TCP and UDP, and the flags of TCP; other
+// protocols have none. A TCP header must reach its flags byte.
 func parsePorts(p *Packet, l4 []byte) error {
-	if p.Proto != ProtoTCP && p.Proto != ProtoUDP {
+	switch p.Proto {
+	case ProtoTCP:
+		if len(l4) <= tcpFlagsOff {
+			return ErrTruncated
+		}
+		p.TCPFlags = l4[tcpFlagsOff]
+	case ProtoUDP:
+		if len(l4) < 4 {
+			return ErrTruncated
+		}
+	default:
 		return nil
-	}
-	if len(l4) < 4 {
-		return ErrTruncated
 	}
 	p.SrcPort = binary.BigEndian.Uint16(l4[0:2])
 	p.DstPort = binary.BigEndian.Uint16(l4[2:4])

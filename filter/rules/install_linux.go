@@ -51,6 +51,34 @@ func Install(ctx context.Context, s Spec) error {
 	return nil
 }
 
+// SetReset opens (on) or closes (off) the reset window: while it is open,
+// new TCP packets to the spec's VIPs and balanced ports that are not a bare
+// SYN and belong to no flow of a farm node here (on a node that just took
+// over a dead node's buckets: that node's orphaned flows, and the other
+// live nodes' flows) are queued to the engine, which resets the orphans
+// (filter.Verdict Reset) and drops the rest. Closed, such packets are
+// dropped in the kernel, as the engine would only drop them too.
+//
+// It changes the reset_vips sets of the tables Install created, in one nft
+// transaction; call it after Install with the same spec (an Install closes
+// the window: open it again if it should stay open). Pair it with the
+// decider's takeover set: filter.Decider.SetTakeover then SetReset(on) to
+// open, SetReset(off) then SetTakeover(nil) to close. The window costs
+// throughput (see package filter): keep it short.
+func SetReset(ctx context.Context, s Spec, on bool) error {
+	what := "close"
+	if on {
+		what = "open"
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("%s the reset window: %w", what, err)
+	}
+	if _, err := run(ctx, NFTReset(s, on), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("%s the reset window: nftables: %w (were the rules installed with this spec?)", what, err)
+	}
+	return nil
+}
+
 // Remove deletes every rule, chain and table Install creates. It is
 // idempotent: what is already gone is not an error. It never flushes the
 // whole ruleset, which would also wipe the iptables-nft tables of others.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -54,28 +55,63 @@ func TestInstallRemove(t *testing.T) {
 		if err != nil {
 			t.Fatalf("nft list table ip farm: %v: %s", err, out)
 		}
-		mustContain("nft ip farm", out, "10.77.0.100", "ct mark 0x0fa00003 accept", "ct mark set meta mark", "priority mangle - 10", "priority mangle + 10")
+		mustContain("nft ip farm", out, "10.77.0.100", "ct mark 0x0fa00003 accept", "ct mark set meta mark", "priority mangle - 10", "priority mangle + 10",
+			"set reset_vips", "ip daddr @reset_vips tcp dport @tcp_ports ct state new")
 		out, err = sh(t, "nft", "list", "table", "ip6", "farm")
 		if err != nil {
 			t.Fatalf("nft list table ip6 farm: %v: %s", err, out)
 		}
-		mustContain("nft ip6 farm", out, "2001:db8:77::100", "udp dport @udp_ports")
+		mustContain("nft ip6 farm", out, "2001:db8:77::100", "udp dport @udp_ports", "set reset_vips", "ip6 daddr @reset_vips")
 		for _, tool := range []string{"iptables", "ip6tables"} {
 			out, err := sh(t, tool, "-t", "mangle", "-S", "FARM")
 			if err != nil {
 				t.Fatalf("%s -S FARM: %v: %s", tool, err, out)
 			}
-			mustContain(tool+" FARM", out, "--queue-balance 5:6", "-p tcp", "-p udp", "--ctstate NEW")
+			mustContain(tool+" FARM", out, "--queue-balance 5:6", "-p tcp", "-p udp", "--ctstate NEW",
+				"-m tcp --tcp-flags FIN,SYN,RST,ACK SYN", "-m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN")
 			if strings.Contains(out, "bypass") {
 				t.Errorf("%s FARM has a bypass: %s", tool, out)
 			}
-			if n := strings.Count(out, "-A FARM"); n != 2 {
-				t.Errorf("round %d: %s FARM has %d rules, want 2:\n%s", round, tool, n, out)
+			if n := strings.Count(out, "-A FARM"); n != 3 { // tcp SYN, tcp reset window, udp
+				t.Errorf("round %d: %s FARM has %d rules, want 3:\n%s", round, tool, n, out)
 			}
 			if n := jumps(tool); n != 1 {
 				t.Errorf("round %d: %s PREROUTING has %d jumps to FARM, want 1", round, tool, n)
 			}
 		}
+	}
+
+	// The reset window: SetReset fills both families' sets, in one go, and
+	// empties them; an Install closes it.
+	resetSet := func(family string) string {
+		t.Helper()
+		out, err := sh(t, "nft", "list", "set", family, "farm", "reset_vips")
+		if err != nil {
+			t.Fatalf("nft list set %s farm reset_vips: %v: %s", family, err, out)
+		}
+		return out
+	}
+	checkWindow := func(step string, open bool) {
+		t.Helper()
+		for family, vip := range map[string]string{"ip": "10.77.0.100", "ip6": "2001:db8:77::100"} {
+			if out := resetSet(family); strings.Contains(out, vip) != open {
+				t.Errorf("%s: %s reset_vips (want open=%v):\n%s", step, family, open, out)
+			}
+		}
+	}
+	checkWindow("after Install", false)
+	for i, on := range []bool{true, true, false, false, true} { // idempotent both ways
+		if err := SetReset(ctx, dual, on); err != nil {
+			t.Fatalf("SetReset #%d (%v): %v", i+1, on, err)
+		}
+		checkWindow(fmt.Sprintf("SetReset #%d (%v)", i+1, on), on)
+	}
+	if err := Install(ctx, dual); err != nil {
+		t.Fatalf("Install over an open window: %v", err)
+	}
+	checkWindow("Install over an open window", false)
+	if err := SetReset(ctx, Spec{Self: 1, VIPs: dual.VIPs}, true); err == nil || !strings.Contains(err.Error(), "no rule") {
+		t.Errorf("SetReset(invalid spec) = %v, want a validation error", err)
 	}
 
 	// Dropping the IPv6 VIP removes the IPv6 side.
@@ -120,6 +156,12 @@ func TestInstallRemove(t *testing.T) {
 	if err := Cleanup(ctx); err != nil {
 		t.Errorf("Cleanup after Remove: %v", err)
 	}
+	// Without the tables, opening a window fails and says what to check.
+	err = SetReset(ctx, v4, true)
+	if err == nil || !strings.Contains(err.Error(), "installed") {
+		t.Errorf("SetReset without rules = %v, want an error asking whether the rules are installed", err)
+	}
+	t.Logf("SetReset without rules (expected error): %v", err)
 }
 
 // TestInstallUndo makes the iptables step fail (the chain name is taken by

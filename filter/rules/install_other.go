@@ -14,6 +14,15 @@ var errNotLinux = errors.New("farm rules: nftables/iptables rules exist only on 
 // Install is Linux-only; elsewhere it fails.
 func Install(ctx context.Context, s Spec) error { return errNotLinux }
 
+// SetReset is Linux-only: opening the reset window fails, closing it has
+// nothing to do.
+func SetReset(ctx context.Context, s Spec, on bool) error {
+	if on {
+		return errNotLinux
+	}
+	return nil
+}
+
 // Remove is Linux-only; elsewhere there is nothing to remove.
 func Remove(ctx context.Context) error { return nil }
 

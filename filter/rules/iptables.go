@@ -24,6 +24,10 @@ const jumpRule = "-A PREROUTING -j " + IPTChain
 // A flow that already carries a farm mark was decided: its retransmitted SYN
 // or its next unanswered UDP datagram (still ct state NEW) is not queued again.
 //
+// New TCP packets that are not a bare SYN have their own rule: they reach
+// this chain only while the nft table lets them through (the reset window,
+// see SetReset); the rest of the time nft drops them before.
+//
 // The queue never has --queue-bypass: with no engine listening, new flows
 // are dropped, so a node whose filter died serves nobody (fail closed).
 func IPTables(s Spec, v6 bool) string {
@@ -41,13 +45,15 @@ func IPTables(s Spec, v6 bool) string {
 	}
 	for _, vip := range s.vips(v6) {
 		for _, p := range s.protos() {
-			match := "-p udp"
+			matches := []string{"-p udp"}
 			if p == filter.ProtoTCP {
-				match = "-p tcp -m tcp --syn"
+				matches = []string{"-p tcp -m tcp --syn", "-p tcp -m tcp ! --syn"}
 			}
-			for _, ports := range multiportChunks(s.ports(p)) {
-				fmt.Fprintf(&b, "-A %s -d %s/%d %s -m multiport --dports %s -m conntrack --ctstate NEW -m connmark ! --mark 0x%08x/0x%08x %s\n",
-					IPTChain, vip, bits, match, ports, filter.MarkBase, filter.MarkMask, target)
+			for _, match := range matches {
+				for _, ports := range multiportChunks(s.ports(p)) {
+					fmt.Fprintf(&b, "-A %s -d %s/%d %s -m multiport --dports %s -m conntrack --ctstate NEW -m connmark ! --mark 0x%08x/0x%08x %s\n",
+						IPTChain, vip, bits, match, ports, filter.MarkBase, filter.MarkMask, target)
+				}
 			}
 		}
 	}

@@ -192,6 +192,34 @@ func TestWithJump(t *testing.T) {
 	}
 }
 
+func TestNFTReset(t *testing.T) {
+	tcp := []filter.Rule{{Proto: filter.ProtoTCP, Ports: ports(t, "80")}}
+	tests := []struct {
+		name string
+		vips []netip.Addr
+		on   bool
+		want string
+	}{
+		{"v4 on", addrs("10.0.0.101", "10.0.0.100"), true,
+			"flush set ip farm reset_vips\nadd element ip farm reset_vips { 10.0.0.100, 10.0.0.101 }\n"},
+		{"v4 off", addrs("10.0.0.100"), false, "flush set ip farm reset_vips\n"},
+		{"dual on", addrs("2001:db8::100", "10.0.0.100"), true,
+			"flush set ip farm reset_vips\nadd element ip farm reset_vips { 10.0.0.100 }\n" +
+				"flush set ip6 farm reset_vips\nadd element ip6 farm reset_vips { 2001:db8::100 }\n"},
+		{"dual off", addrs("2001:db8::100", "10.0.0.100"), false,
+			"flush set ip farm reset_vips\nflush set ip6 farm reset_vips\n"},
+		{"v6 on", addrs("2001:db8::100"), true,
+			"flush set ip6 farm reset_vips\nadd element ip6 farm reset_vips { 2001:db8::100 }\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NFTReset(Spec{Self: 1, VIPs: tt.vips, Rules: tcp}, tt.on); got != tt.want {
+				t.Errorf("NFTReset() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestNFTRemovesAbsentFamily(t *testing.T) {
 	v4only := NFT(Spec{Self: 1, VIPs: addrs("10.0.0.100"), Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: ports(t, "80")}}})
 	if !strings.Contains(v4only, "table ip6 farm {}\ndelete table ip6 farm\n") || strings.Contains(v4only, "table ip6 farm {\n") {

@@ -19,7 +19,14 @@
 //   - the first packet (TCP SYN, new UDP) is queued; the engine accepts it
 //     with the packet mark Mark(self) or drops it, and the copy chain copies
 //     the packet mark into the conntrack mark (the kernel ignores a
-//     conntrack mark given in the verdict).
+//     conntrack mark given in the verdict);
+//   - during a reset window (SetReset, after this node took over a dead
+//     node's buckets), a new TCP packet that is not a bare SYN and has no
+//     farm mark is queued too, instead of dropped: the engine resets the
+//     dead node's orphaned flows (filter.Verdict Reset: accepted without a
+//     mark, the local stack answers with RST) and drops the rest. The
+//     window is bounded because it sends the other nodes' mid-flow packets
+//     through user space (see package filter).
 //
 // Traffic to a VIP on ports no rule covers is left alone: every node that
 // holds the VIP accepts it (ICMP, ping, and IPv6 neighbour discovery, which
