@@ -35,7 +35,7 @@ func writeNFTFamily(b *strings.Builder, s Spec, family, addrType string, vips []
 	mine := filter.Mark(s.Self)
 	fmt.Fprintf(b, "table %s %s {\n", family, NFTTable)
 	fmt.Fprintf(b, "\tset vips {\n\t\ttype %s\n\t\telements = { %s }\n\t}\n", addrType, joinAddrs(vips))
-	fmt.Fprintf(b, "\t# VIPs whose orphaned TCP packets are queued (the reset window; see SetReset).\n")
+	b.WriteString("\t# VIPs whose orphaned TCP packets are queued (the reset window; see SetReset).\n")
 	fmt.Fprintf(b, "\tset %s {\n\t\ttype %s\n\t}\n", resetSet, addrType)
 	for _, p := range s.protos() {
 		fmt.Fprintf(b, "\tset %s_ports {\n\t\ttype inet_service\n\t\tflags interval\n\t\telements = { %s }\n\t}\n",
