@@ -49,6 +49,55 @@ type Agent struct {
 	appFailed   bool
 	drainCancel context.CancelFunc
 	lastNodes   []member.Node
+	view        member.View
+	handoff     handoff
+	// intended is the table the farm wants now; the data path may lag it
+	// by the handoff delay. intendedReal is false while this node serves
+	// nobody because it has not joined or has no quorum.
+	intended     *table.Table
+	intendedReal bool
+}
+
+// applyTable gives the data path the table to use now: nothing before the
+// node joined or while it has no quorum, else the farm's table with buckets
+// gained from live nodes withheld for the handoff delay.
+func (a *Agent) applyTable() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := a.view
+	if v.Table == nil {
+		return
+	}
+	self := a.spec.Self
+	alive := map[uint8]bool{}
+	for _, n := range v.Nodes {
+		if n.Alive && n.ID != 0 {
+			alive[n.ID] = true
+		}
+	}
+	if !v.Joined || !v.Quorum {
+		a.intended, a.intendedReal = &table.Table{}, false
+		a.decider.SetTable(a.intended)
+		return
+	}
+	prev := a.intended
+	if !a.intendedReal {
+		// Coming back (start, rejoin, healed partition): the others served
+		// our buckets meanwhile; treat them as their previous owners.
+		var others []member.Node
+		for _, n := range v.Nodes {
+			if n.ID != self {
+				others = append(others, n)
+			}
+		}
+		prev = table.Compute(member.Owners(others))
+	}
+	eff, next := a.handoff.apply(prev, v.Table, self, func(id uint8) bool { return alive[id] }, time.Now())
+	a.intended, a.intendedReal = v.Table, true
+	a.decider.SetTable(eff)
+	if !next.IsZero() {
+		time.AfterFunc(time.Until(next), a.applyTable)
+	}
 }
 
 // New converts a validated config into the components' settings and checks it
@@ -94,6 +143,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.spec = spec
+	a.handoff.delay = cfg.Gossip.HandoffDelay.Duration
 	// Build the table's per-id orders now (up to 0.3 s for high ids), not on
 	// the first membership change when a takeover is waiting for it.
 	table.Compute([]table.Member{{ID: spec.Self, Weight: 1}})
@@ -162,15 +212,12 @@ func filterRule(r config.Rule) (filter.Rule, error) {
 
 // onView hands every new owner table to the data path.
 func (a *Agent) onView(v member.View) {
-	if v.Quorum {
-		a.decider.SetTable(v.Table)
-	} else {
-		a.decider.SetTable(&table.Table{}) // minority side: serve nobody
-	}
 	a.mu.Lock()
 	prev := a.lastNodes
 	a.lastNodes = v.Nodes
+	a.view = v
 	a.mu.Unlock()
+	a.applyTable()
 	for _, e := range stateEvents(prev, v.Nodes, v.Shares) {
 		a.events.Add(e)
 	}

@@ -67,6 +67,11 @@ type Gossip struct {
 	ProbeTimeout Duration `toml:"probe_timeout"`
 	// SuspicionMult scales how long a suspect node has to refute. Default 2.
 	SuspicionMult int `toml:"suspicion_mult"`
+	// HandoffDelay is how long a node waits before answering for buckets it
+	// takes over from a live node (join, start, weight change), so that the
+	// previous owner has surely let go: no SYN is answered twice. Clients
+	// whose SYN falls in the gap retransmit it. Default 300ms.
+	HandoffDelay Duration `toml:"handoff_delay"`
 	// Witness is an address (ip or ip:port) a node that lost its peers must
 	// still reach to keep serving; it breaks ties in even splits.
 	Witness string `toml:"witness"`

@@ -7,6 +7,9 @@ import "time"
 const (
 	// DefaultWeight gives every node the same share unless told otherwise.
 	DefaultWeight = 100
+	// DefaultHandoffDelay covers gossip's spread to every node with a
+	// wide margin (typically under 100 ms in a LAN).
+	DefaultHandoffDelay = 300 * time.Millisecond
 	// DefaultDrainTimeout ends a drain whose clients keep connections open
 	// for ever (long polling, websockets).
 	DefaultDrainTimeout = 5 * time.Minute
@@ -102,6 +105,7 @@ func (c *Config) applyDefaults(set given) {
 	fill(&g.ProbeInterval, Duration{DefaultProbeInterval}, set, "gossip", "probe_interval")
 	fill(&g.ProbeTimeout, Duration{DefaultProbeTimeout}, set, "gossip", "probe_timeout")
 	fill(&g.SuspicionMult, DefaultSuspicionMult, set, "gossip", "suspicion_mult")
+	fill(&g.HandoffDelay, Duration{DefaultHandoffDelay}, set, "gossip", "handoff_delay")
 
 	for i := range c.VIP {
 		fill(&c.VIP[i].Mode, DefaultMode, set, "vip", i, "mode")

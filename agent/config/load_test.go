@@ -46,7 +46,7 @@ action = "stop"
 		Node: Node{Name: "web1", ID: 7, Weight: intp(100), DrainTimeout: Duration{DefaultDrainTimeout}},
 		Gossip: Gossip{
 			Bind: "10.0.0.11:7946", KeyFile: "/etc/farm/gossip.key",
-			RetryInterval: ms(2000), ProbeInterval: ms(200), ProbeTimeout: ms(100), SuspicionMult: 2,
+			RetryInterval: ms(2000), ProbeInterval: ms(200), ProbeTimeout: ms(100), SuspicionMult: 2, HandoffDelay: ms(300),
 		},
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},

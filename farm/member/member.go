@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -43,6 +44,8 @@ type Membership struct {
 	cfg      Config
 	log      *slog.Logger
 	onChange func(View)
+
+	joined atomic.Bool
 
 	mu       sync.Mutex
 	serf     *serf.Serf
@@ -207,10 +210,22 @@ func (m *Membership) leave(s *serf.Serf) {
 	m.log.Info("Left the farm.")
 }
 
+// joinGrace is how long a node with a join list waits for a peer before it
+// concludes it is the first node of a new farm and serves alone.
+const joinGrace = 5 * time.Second
+
 func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 	if len(m.cfg.Join) == 0 {
+		m.setJoined()
 		return
 	}
+	grace := time.AfterFunc(joinGrace, func() {
+		if !m.joined.Load() && len(s.Members()) <= 1 {
+			m.log.Warn("No peer answered yet: serving as the first node of the farm.", "waited", joinGrace)
+		}
+		m.setJoined()
+	})
+	defer grace.Stop()
 	retry := m.cfg.RetryInterval
 	if retry <= 0 {
 		retry = 2 * time.Second
@@ -219,6 +234,10 @@ func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 		n, err := s.Join(m.cfg.Join, true)
 		if n > 0 {
 			m.log.Info("Joined the farm.", "contacted", n, "attempt", attempt)
+			// Let the push-pull exchange settle so the first view that
+			// serves already lists every member.
+			time.Sleep(100 * time.Millisecond)
+			m.setJoined()
 			return
 		}
 		m.log.Warn("No peer answered the join; retrying.", "peers", m.cfg.Join, "attempt", attempt, "err", err, "retry_in", retry)
@@ -297,11 +316,17 @@ func (m *Membership) publish() {
 		witness = m.cfg.WitnessOK()
 	}
 	v := Compute(nodes, witness)
+	if !m.joined.Load() && v.Healthy > 1 {
+		// A peer joined us (push-pull gave us its whole member list): we
+		// know the farm even though our own join attempt failed.
+		m.joined.Store(true)
+	}
+	v.Joined = m.joined.Load()
 	m.mu.Lock()
 	old := m.view
 	m.view = v
 	m.mu.Unlock()
-	if old.Table != nil && *old.Table == *v.Table && sameNodes(old.Nodes, v.Nodes) && old.Quorum == v.Quorum {
+	if old.Table != nil && *old.Table == *v.Table && sameNodes(old.Nodes, v.Nodes) && old.Quorum == v.Quorum && old.Joined == v.Joined {
 		return
 	}
 	if old.Quorum != v.Quorum || old.Table == nil {
@@ -321,6 +346,12 @@ func (m *Membership) publish() {
 		"my_buckets", v.Shares[m.cfg.ID], "my_share", fmt.Sprintf("%.1f%%", 100*float64(v.Shares[m.cfg.ID])/4096))
 	if m.onChange != nil {
 		m.onChange(v)
+	}
+}
+
+func (m *Membership) setJoined() {
+	if !m.joined.Swap(true) {
+		m.Refresh()
 	}
 }
 

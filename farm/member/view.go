@@ -63,6 +63,10 @@ type View struct {
 	// partition (or lost an even split without reaching the witness): it
 	// must not serve, since the other side is taking over its share.
 	Quorum bool
+	// Joined is false until this node has reached a peer of its join list
+	// (or found none for a while, as the first node of a new farm does): a
+	// node that does not know the farm yet must not serve.
+	Joined bool
 	// Known counts the nodes that count towards the majority (all but
 	// those that left gracefully); Healthy those alive and not suspected.
 	Known, Healthy int
