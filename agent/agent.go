@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,8 @@ type Agent struct {
 	// nobody because it has not joined or has no quorum.
 	intended     *table.Table
 	intendedReal bool
+	resetOpen    bool
+	resetUntil   time.Time
 }
 
 // applyTable gives the data path the table to use now: nothing before the
@@ -92,12 +95,66 @@ func (a *Agent) applyTable() {
 		}
 		prev = table.Compute(member.Owners(others))
 	}
-	eff, next := a.handoff.apply(prev, v.Table, self, func(id uint8) bool { return alive[id] }, time.Now())
+	now := time.Now()
+	eff, next := a.handoff.apply(prev, v.Table, self, func(id uint8) bool { return alive[id] }, now)
 	a.intended, a.intendedReal = v.Table, true
 	a.decider.SetTable(eff)
 	if !next.IsZero() {
 		time.AfterFunc(time.Until(next), a.applyTable)
 	}
+	var dead []uint8
+	for _, id := range prev {
+		if id != 0 && !alive[id] && !slices.Contains(dead, id) {
+			dead = append(dead, id)
+		}
+	}
+	a.openResets(filter.TakeoverOf(prev, v.Table, self, dead...), now)
+}
+
+// openResets starts (or extends) the reset window for buckets just taken
+// over from dead nodes, and schedules its end. Caller holds a.mu.
+func (a *Agent) openResets(tk *filter.Takeover, now time.Time) {
+	window := a.cfg.Filter.ResetWindow.Duration
+	if tk == nil || window <= 0 {
+		return
+	}
+	until := now.Add(window)
+	merged := filter.Takeover{}
+	if cur := a.decider.Takeover(); cur != nil {
+		merged = *cur
+	}
+	for b := range uint16(table.Buckets) {
+		if tk.Has(b) {
+			merged.Set(b)
+		}
+	}
+	a.decider.SetTakeover(&merged)
+	if !a.resetOpen {
+		if err := rules.SetReset(a.runCtx, a.spec, true); err != nil {
+			a.log.Error("Opening the reset window failed: orphaned clients will wait for their own timeout.", "err", err)
+			a.decider.SetTakeover(nil)
+			return
+		}
+		a.resetOpen = true
+	}
+	a.resetUntil = until
+	a.log.Info("Resetting the dead node's orphaned connections.", "buckets", tk.Len(), "until", until.Format(time.RFC3339))
+	time.AfterFunc(window, a.closeResets)
+}
+
+// closeResets ends the reset window once its last extension has passed.
+func (a *Agent) closeResets() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.resetOpen || time.Now().Before(a.resetUntil) {
+		return
+	}
+	if err := rules.SetReset(context.WithoutCancel(a.runCtx), a.spec, false); err != nil {
+		a.log.Error("Closing the reset window failed.", "err", err)
+	}
+	a.decider.SetTakeover(nil)
+	a.resetOpen = false
+	a.log.Info("Reset window closed.")
 }
 
 // New converts a validated config into the components' settings and checks it

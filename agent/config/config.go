@@ -102,6 +102,13 @@ type Rule struct {
 type Filter struct {
 	// Queue is the first NFQUEUE number used. Default 4200.
 	Queue int `toml:"queue"`
+	// ResetWindow is how long, after taking over a dead node's buckets,
+	// this node answers the dead node's orphaned connections with a TCP
+	// reset so their clients reconnect at once instead of hanging. During
+	// the window the other nodes' mid-flow packets go through the queue
+	// too (slower), so keep it about as long as the application's
+	// keep-alive timeout. 0 disables it. Default 30s.
+	ResetWindow Duration `toml:"reset_window"`
 	// Queues is how many queues (and reader goroutines) share the SYNs. Default 1.
 	Queues int `toml:"queues"`
 }

@@ -7,6 +7,10 @@ import "time"
 const (
 	// DefaultWeight gives every node the same share unless told otherwise.
 	DefaultWeight = 100
+	// DefaultResetWindow matches common keep-alive timeouts (nginx 75s,
+	// Apache 5s, IIS 120s) only partly: long enough for busy clients,
+	// short enough that the queue carries foreign traffic only briefly.
+	DefaultResetWindow = 30 * time.Second
 	// DefaultHandoffDelay covers gossip's spread to every node with a
 	// wide margin (typically under 100 ms in a LAN).
 	DefaultHandoffDelay = 300 * time.Millisecond
@@ -116,6 +120,7 @@ func (c *Config) applyDefaults(set given) {
 
 	fill(&c.Filter.Queue, DefaultQueue, set, "filter", "queue")
 	fill(&c.Filter.Queues, DefaultQueues, set, "filter", "queues")
+	fill(&c.Filter.ResetWindow, Duration{DefaultResetWindow}, set, "filter", "reset_window")
 
 	fill(&c.App.Timeout, Duration{DefaultAppTimeout}, set, "app", "timeout")
 

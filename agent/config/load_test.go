@@ -50,7 +50,7 @@ action = "stop"
 		},
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},
-		Filter: Filter{Queue: 4200, Queues: 1},
+		Filter: Filter{Queue: 4200, Queues: 1, ResetWindow: ms(30000)},
 		App:    App{Timeout: ms(60000)},
 		Checker: []Checker{
 			// timeout defaults to interval/2; expect to 200 for http only.

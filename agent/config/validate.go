@@ -98,6 +98,9 @@ func (c *Config) validateGossip(p *problems) {
 	if g.SuspicionMult < 1 {
 		p.add("gossip.suspicion_mult", "%d: must be >= 1", g.SuspicionMult)
 	}
+	if d := c.Filter.ResetWindow.Duration; d < 0 || d > time.Hour {
+		p.add("filter.reset_window", "%s is out of range 0..1h", d)
+	}
 	if d := g.HandoffDelay.Duration; d < 0 || d > time.Minute {
 		p.add("gossip.handoff_delay", "%s is out of range 0..1m", d)
 	}
