@@ -1,0 +1,324 @@
+package scripts
+
+import (
+	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/webfarm/farm/agent/config"
+)
+
+// inCI reports whether a missing prerequisite must fail the test instead of
+// skipping it.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// need skips the test, or fails it under CI, when a prerequisite is missing.
+func need(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if inCI() {
+		t.Fatalf("%s (CI=true: a missing prerequisite is a failure)", what)
+	}
+	t.Skip(what)
+}
+
+// files lists the files under the scripts folder whose names end with ext,
+// relative to it, sorted.
+func files(t *testing.T, ext string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ext) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		t.Fatalf("no *%s file under scripts/", ext)
+	}
+	return out
+}
+
+// The script sets every README promises; a folder that goes missing fails here.
+var sets = []string{"nginx", "apache", "systemd", "iis"}
+
+func TestSetsAreComplete(t *testing.T) {
+	want := map[string][]string{
+		"nginx":   {"README.md", "start.sh", "stop.sh"},
+		"apache":  {"README.md", "start.sh", "stop.sh"},
+		"systemd": {"README.md", "start.sh", "stop.sh"},
+		"iis":     {"README.md", "start.ps1", "stop.ps1", "recycle.ps1"},
+	}
+	for _, set := range sets {
+		t.Run(set, func(t *testing.T) {
+			for _, f := range want[set] {
+				if _, err := os.Stat(filepath.Join(set, f)); err != nil {
+					t.Errorf("%s/%s: %v", set, f, err)
+				}
+			}
+		})
+	}
+	for _, f := range []string{"README.md", "farm.service"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestShellScriptsShape checks what the agent's runner relies on: POSIX sh,
+// strict mode, and the execute bit (without it the runner falls back to
+// /bin/sh, which works, but an operator running the script by hand fails).
+func TestShellScriptsShape(t *testing.T) {
+	for _, f := range files(t, ".sh") {
+		t.Run(f, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(b, []byte("#!/bin/sh\n")) {
+				t.Errorf("first line is not #!/bin/sh")
+			}
+			if !regexp.MustCompile(`(?m)^set -eu$`).Match(b) {
+				t.Errorf("no `set -eu` line")
+			}
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm()&0o111 != 0o111 {
+				t.Errorf("mode %v: want executable by all (chmod 755)", fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+// TestShellcheck runs shellcheck on every shell script: no finding of any
+// severity is allowed.
+func TestShellcheck(t *testing.T) {
+	_, err := exec.LookPath("shellcheck")
+	need(t, err == nil, "shellcheck is not installed (apt-get install shellcheck)")
+	for _, f := range files(t, ".sh") {
+		t.Run(f, func(t *testing.T) {
+			out, err := exec.Command("shellcheck", "--shell=sh", "--severity=style", f).CombinedOutput()
+			if err != nil {
+				t.Errorf("shellcheck %s: %v\n%s", f, err, out)
+			}
+		})
+	}
+}
+
+// commonBlock returns the text between the "--- common" and "--- end common
+// ---" marker lines of a script.
+func commonBlock(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "# --- common:")
+	end := strings.Index(s, "# --- end common ---")
+	if start < 0 || end < start {
+		t.Fatalf("%s: no common block between the marker lines", path)
+	}
+	return s[start:end]
+}
+
+// TestCommonBlocks keeps the shared part of each set identical: every script
+// stays self-contained (one file to copy), without drifting from its twins.
+func TestCommonBlocks(t *testing.T) {
+	groups := map[string][]string{
+		"nginx":   {"nginx/start.sh", "nginx/stop.sh"},
+		"apache":  {"apache/start.sh", "apache/stop.sh"},
+		"systemd": {"systemd/start.sh", "systemd/stop.sh"},
+		"iis":     {"iis/start.ps1", "iis/stop.ps1", "iis/recycle.ps1"},
+	}
+	for _, set := range sets {
+		t.Run(set, func(t *testing.T) {
+			paths := groups[set]
+			first := commonBlock(t, paths[0])
+			for _, p := range paths[1:] {
+				if got := commonBlock(t, p); got != first {
+					t.Errorf("the common block of %s differs from %s's: copy it over", p, paths[0])
+				}
+			}
+		})
+	}
+}
+
+// TestPowerShellScriptsShape checks what PowerShell cannot be run here to
+// check: strict mode, stop on errors, explicit exit codes, and plain ASCII
+// (Windows PowerShell 5.1 reads a file without a BOM in the ANSI code page).
+func TestPowerShellScriptsShape(t *testing.T) {
+	for _, f := range files(t, ".ps1") {
+		t.Run(f, func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range b {
+				if c >= 0x80 {
+					t.Fatalf("byte %d is not ASCII (0x%02x)", i, c)
+				}
+			}
+			s := string(b)
+			for _, want := range []string{
+				"Set-StrictMode -Version Latest\n",
+				"$ErrorActionPreference = 'Stop'\n",
+				"[CmdletBinding()]\nparam(",
+				"    exit 0\n",
+				"    exit 1\n",
+			} {
+				if !strings.Contains(s, want) {
+					t.Errorf("missing %q", want)
+				}
+			}
+			// "$x:" inside a double-quoted string reads as a scope or drive
+			// qualified variable, a classic PowerShell bug; the scripts build
+			// messages with -f instead.
+			if m := regexp.MustCompile(`"[^"\n]*\$[A-Za-z_]\w*:\s[^"\n]*"`).FindString(s); m != "" {
+				t.Errorf("%s: a variable followed by a colon in a double-quoted string", m)
+			}
+		})
+	}
+}
+
+// renderUnit renders the systemd template of agent/cmd/farm/service.go the
+// way kardianos/service does, for the binary at /usr/local/bin/farm and the
+// config at /etc/farm/farm.toml.
+func renderUnit(t *testing.T) string {
+	t.Helper()
+	const src = "../agent/cmd/farm/service.go"
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, src, nil, 0)
+	if err != nil {
+		t.Fatalf("parse %s: %v", src, err)
+	}
+	consts := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Values) != 1 {
+			return true
+		}
+		if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			if v, err := strconv.Unquote(lit.Value); err == nil {
+				consts[vs.Names[0].Name] = v
+			}
+		}
+		return true
+	})
+	tmpl, ok := consts["systemdUnit"]
+	if !ok {
+		t.Fatalf("%s: no systemdUnit constant (the unit template moved: update this test)", src)
+	}
+	desc := regexp.MustCompile(`Description:\s*"([^"]*)"`).FindStringSubmatch(mustRead(t, src))
+	if desc == nil {
+		t.Fatalf("%s: no Description in serviceConfig", src)
+	}
+	r := strings.NewReplacer(
+		"{{Description}}", desc[1],
+		"{{Path | cmdEscape}}", "/usr/local/bin/farm",
+		"{{range Arguments}} {{. | cmd}}{{end}}", ` "agent" "--config" "/etc/farm/farm.toml"`,
+	)
+	out := r.Replace(tmpl)
+	if strings.Contains(out, "{{") {
+		t.Fatalf("%s: the unit template uses a construct this test does not render: update scripts/farm.service and renderUnit", src)
+	}
+	return out
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// unitLines returns a unit file's settings and section headers, without
+// comments and blank lines, with systemd's double quotes around plain words
+// removed ("agent" and agent are the same word to systemd).
+func unitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || l[0] == '#' || l[0] == ';' {
+			continue
+		}
+		out = append(out, regexp.MustCompile(`"([^"\s\\]*)"`).ReplaceAllString(l, "$1"))
+	}
+	return out
+}
+
+// TestFarmServiceMatchesInstall keeps scripts/farm.service equal to what
+// `farm service install` writes, so the two ways of installing the agent
+// behave the same.
+func TestFarmServiceMatchesInstall(t *testing.T) {
+	want := unitLines(renderUnit(t))
+	got := unitLines(mustRead(t, "farm.service"))
+	if !slices.Equal(got, want) {
+		t.Errorf("scripts/farm.service differs from the unit `farm service install` writes:\ngot:\n%s\nwant:\n%s",
+			strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// baseConfig is a minimal valid node config; each README snippet ([app] and
+// its [[checker]]) is appended to it and must make a valid whole.
+const baseConfig = `
+[node]
+name = "web1"
+id = 1
+
+[gossip]
+bind = "10.0.0.11:7946"
+join = ["10.0.0.12:7946"]
+key_file = "/etc/farm/gossip.key"
+
+[[vip]]
+address = "10.0.0.100"
+interface = "eth0"
+
+[[rule]]
+proto = "tcp"
+ports = "80,443"
+`
+
+// TestReadmeSnippetsAreValidConfig parses every toml block of every README
+// with the agent's own config parser (unknown keys are errors), so a snippet
+// an operator pastes is never wrong.
+func TestReadmeSnippetsAreValidConfig(t *testing.T) {
+	block := regexp.MustCompile("(?s)```toml\n(.*?)```")
+	total := 0
+	for _, f := range files(t, "README.md") {
+		for i, m := range block.FindAllStringSubmatch(mustRead(t, f), -1) {
+			total++
+			t.Run(f+"#"+strconv.Itoa(i+1), func(t *testing.T) {
+				if _, err := config.Parse([]byte(baseConfig + "\n" + m[1])); err != nil {
+					t.Errorf("snippet %d of %s is not a valid config:\n%v\n--- snippet ---\n%s", i+1, f, err, m[1])
+				}
+			})
+		}
+	}
+	if total < len(sets) {
+		t.Errorf("found %d toml snippets in the READMEs, want at least one per set (%d)", total, len(sets))
+	}
+}
