@@ -59,6 +59,9 @@ type Agent struct {
 	intendedReal bool
 	resetOpen    bool
 	resetUntil   time.Time
+	// leaving is set at shutdown: the node answers no new connection from
+	// then on, before the others hear that it left.
+	leaving bool
 }
 
 // applyTable gives the data path the table to use now: nothing before the
@@ -78,7 +81,7 @@ func (a *Agent) applyTable() {
 			alive[n.ID] = true
 		}
 	}
-	if !v.Joined || !v.Quorum {
+	if !v.Joined || !v.Quorum || a.leaving {
 		a.intended, a.intendedReal = &table.Table{}, false
 		a.decider.SetTable(a.intended)
 		return
@@ -102,10 +105,13 @@ func (a *Agent) applyTable() {
 	if !next.IsZero() {
 		time.AfterFunc(time.Until(next), a.applyTable)
 	}
+	// Dead means failed, not gone gracefully: a node that left (agent
+	// restart, shutdown) still serves its established flows from its
+	// kernel, and resetting them would cut healthy connections.
 	var dead []uint8
-	for _, id := range prev {
-		if id != 0 && !alive[id] && !slices.Contains(dead, id) {
-			dead = append(dead, id)
+	for _, n := range v.Nodes {
+		if n.ID != 0 && !n.Alive && !n.Left && slices.Contains(prev[:], n.ID) && !slices.Contains(dead, n.ID) {
+			dead = append(dead, n.ID)
 		}
 	}
 	a.openResets(filter.TakeoverOf(prev, v.Table, self, dead...), now)
@@ -361,7 +367,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		consoleDone <- err
 		runErr = err
 	}
-	log.Info("Shutting down: leaving the farm.")
+	log.Info("Shutting down: no new connections, then leaving the farm.")
+	a.mu.Lock()
+	a.leaving = true
+	a.mu.Unlock()
+	a.applyTable()
 	stopMembers()
 	if err := <-memberDone; err != nil && runErr == nil {
 		runErr = err

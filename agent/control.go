@@ -54,6 +54,16 @@ func (a *Agent) onAction(action string) error {
 	if err != nil {
 		return err
 	}
+	if in == IntentUp {
+		a.mu.Lock()
+		if a.intent == IntentStopped && a.actingCheckers() {
+			// A stopped node's checkers are paused; started again, it
+			// waits for them to pass (the monitor clears this) instead of
+			// showing up and failing a moment later.
+			a.appFailed = true
+		}
+		a.mu.Unlock()
+	}
 	if err := a.setIntent(in); err != nil {
 		return err
 	}
@@ -73,6 +83,16 @@ func (a *Agent) onAction(action string) error {
 		}()
 	}
 	return nil
+}
+
+// actingCheckers reports whether any checker decides membership.
+func (a *Agent) actingCheckers() bool {
+	for _, c := range a.cfg.Checker {
+		if c.Action != "none" {
+			return true
+		}
+	}
+	return false
 }
 
 // stopApp pauses the checkers (a stopped node must not be "recovered") and

@@ -205,9 +205,13 @@ func (p *Policy) Reset(now time.Time) []Command {
 	p.restarts = nil
 	switch p.phase {
 	case PhaseStopped, PhasePaused:
-		cmds := []Command{
-			{DoResetChecks, "", ""},
-			{DoLeave, "recovery.reset", "operator started the node: restart count cleared; the node joins when every checker passes"},
+		cmds := []Command{{DoResetChecks, "", ""}}
+		if p.acting() {
+			cmds = append(cmds, Command{DoLeave, "recovery.reset", "operator started the node: restart count cleared; the node joins when every checker passes"})
+		} else {
+			// Nothing to wait for: leaving would only make the node flap
+			// failed and up again within a millisecond.
+			cmds = append(cmds, Command{DoNothing, "recovery.reset", "operator started the node: restart count cleared"})
 		}
 		return append(cmds, p.recover()...)
 	}
@@ -231,6 +235,16 @@ func (p *Policy) recover() []Command {
 		p.status[n] = Unknown
 	}
 	return p.rejoinIfAllPass()
+}
+
+// acting reports whether any checker's verdict decides membership.
+func (p *Policy) acting() bool {
+	for _, a := range p.actions {
+		if a != ActionNone {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *Policy) rejoinIfAllPass() []Command {
