@@ -294,9 +294,10 @@ func (a *Agent) onView(v member.View) {
 func (a *Agent) Run(ctx context.Context) error {
 	log := a.log
 	a.runCtx = ctx
-	if err := rules.Cleanup(ctx); err != nil {
-		log.Warn("Removing leftover rules failed.", "err", err)
-	}
+	// A crashed agent left its VIP and its rules: the rules still drop
+	// (fail closed). Remove the VIP first, then replace the rules in one
+	// transaction: removing the rules first would leave the VIP answered
+	// by every node's stack for a moment.
 	if err := vip.Cleanup(ctx, log.With("component", "vip")); err != nil {
 		log.Warn("Removing leftover VIP set-up failed.", "err", err)
 	}

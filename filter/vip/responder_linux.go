@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -129,6 +130,18 @@ func (r *responder) serve(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil // stopped
+			}
+			if errors.Is(err, syscall.ENETDOWN) {
+				// The link went down (cable, switch port, an operator): the
+				// socket reports it once. Keep the responder: the node
+				// must answer again the moment the link is back.
+				r.log.Warn("The VIP's interface is down; waiting for it to come back.", "vip", r.vip)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(200 * time.Millisecond):
+				}
+				continue
 			}
 			return fmt.Errorf("vip %s: read ARP/ND requests: %w", r.vip, err)
 		}
