@@ -61,9 +61,9 @@ type Gossip struct {
 	KeyFile string `toml:"key_file"`
 	// RetryInterval is the pause between join attempts. Default 2s.
 	RetryInterval Duration `toml:"retry_interval"`
-	// ProbeInterval is memberlist's failure-detector probe interval. Default 200ms.
+	// ProbeInterval is memberlist's failure-detector probe interval. Default 100ms: with the suspicion multiplier, a dead node is declared so in well under a second.
 	ProbeInterval Duration `toml:"probe_interval"`
-	// ProbeTimeout is how long a probe waits for an ack. Default 100ms.
+	// ProbeTimeout is how long a probe waits for an ack. Default 50ms (a LAN answers in well under 1 ms).
 	ProbeTimeout Duration `toml:"probe_timeout"`
 	// SuspicionMult scales how long a suspect node has to refute. Default 2.
 	SuspicionMult int `toml:"suspicion_mult"`

@@ -27,9 +27,9 @@ const (
 	// DefaultRetryInterval is the pause between gossip join attempts.
 	DefaultRetryInterval = 2 * time.Second
 	// DefaultProbeInterval is short so a dead node is noticed well within 1 s.
-	DefaultProbeInterval = 200 * time.Millisecond
+	DefaultProbeInterval = 100 * time.Millisecond
 	// DefaultProbeTimeout is how long a gossip probe waits for its ack.
-	DefaultProbeTimeout = 100 * time.Millisecond
+	DefaultProbeTimeout = 50 * time.Millisecond
 	// DefaultSuspicionMult keeps the suspicion window short (fast failover)
 	// at the cost of tolerance to slow peers.
 	DefaultSuspicionMult = 2

@@ -46,7 +46,7 @@ action = "stop"
 		Node: Node{Name: "web1", ID: 7, Weight: intp(100), DrainTimeout: Duration{DefaultDrainTimeout}},
 		Gossip: Gossip{
 			Bind: "10.0.0.11:7946", KeyFile: "/etc/farm/gossip.key",
-			RetryInterval: ms(2000), ProbeInterval: ms(200), ProbeTimeout: ms(100), SuspicionMult: 2, HandoffDelay: ms(300),
+			RetryInterval: ms(2000), ProbeInterval: ms(100), ProbeTimeout: ms(50), SuspicionMult: 2, HandoffDelay: ms(300),
 		},
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},
@@ -297,7 +297,7 @@ func TestEffectiveRoundTrip(t *testing.T) {
 				t.Errorf("round trip (-first +second):\n%s\n%s", d, out)
 			}
 			// Effective shows the defaults it filled.
-			for _, w := range []string{"weight = 100", `probe_interval = "200ms"`, `mode = "vmac"`, `state_dir = "/var/lib/farm"`} {
+			for _, w := range []string{"weight = 100", `probe_interval = "100ms"`, `mode = "vmac"`, `state_dir = "/var/lib/farm"`} {
 				if !strings.Contains(out, w) {
 					t.Errorf("Effective() lacks %q:\n%s", w, out)
 				}
