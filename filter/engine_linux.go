@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
@@ -14,10 +13,11 @@ import (
 
 // Queue settings. The queue length absorbs a burst of new flows; the
 // receive buffer keeps the kernel from overflowing the socket meanwhile.
+// No write timeout on verdicts: a netlink send to the kernel does not
+// block, and arming a deadline costs a timer update per packet.
 const (
-	maxQueueLen    = 4096
-	readBuffer     = 4 << 20
-	verdictTimeout = time.Second
+	maxQueueLen = 4096
+	readBuffer  = 4 << 20
 )
 
 // Run opens the queues (sockets are created in the network namespace of the
@@ -45,7 +45,6 @@ func (e *Engine) Run(ctx context.Context) error {
 			Copymode:     nfqueue.NfQnlCopyPacket,
 			// Flags stay 0: NfQaCfgFlagFailOpen would accept packets when
 			// the queue is full, letting every node answer (fail closed).
-			WriteTimeout: verdictTimeout,
 			Logger:       logger,
 		})
 		if err != nil {

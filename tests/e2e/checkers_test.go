@@ -33,27 +33,6 @@ import (
 // the restart limit, and a hanging checker script counts as a failure and is
 // killed with everything it started.
 
-// ckStartFarm is startFarm with a config of its own for every node:
-// extra(l, i) is merged over node i's default agent config.
-func ckStartFarm(t *testing.T, n int, extra func(l *lab.Lab, i int) string) *farm {
-	t.Helper()
-	l := lab.ForTest(t, lab.Options{Nodes: n, Prefix: prefix})
-	if !l.HaveFarm() {
-		t.Fatalf("%s is missing: run make build first", l.FarmBin())
-	}
-	f := &farm{t: t, l: l, agents: make([]*lab.Proc, n)}
-	for i := 1; i <= n; i++ {
-		if err := l.StartNginx(i); err != nil {
-			t.Fatalf("nginx on node %d: %v", i, err)
-		}
-	}
-	for i := 1; i <= n; i++ {
-		f.startAgent(i, extra(l, i))
-	}
-	f.waitUp(n, 20*time.Second)
-	return f
-}
-
 // ckNginxChecker is the [app] and [[checker]] config of node i watching its
 // own nginx over HTTP with action restart.
 func ckNginxChecker(l *lab.Lab, i int, start, interval, timeout string, fall, rise int) string {
@@ -442,7 +421,7 @@ func ckMs(d time.Duration) int64 { return d.Milliseconds() }
 // start scripts, and web2 rejoins once nginx answers again. Only clients
 // owned by web2 may see failures, and only around the detection.
 func TestCheckerRestartNginx(t *testing.T) {
-	f := ckStartFarm(t, 3, func(l *lab.Lab, i int) string {
+	f := startFarmEach(t, 3, func(l *lab.Lab, i int) string {
 		return ckNginxChecker(l, i, l.NginxStartScript(i), "500ms", "300ms", 2, 2)
 	})
 	l := f.l
@@ -674,7 +653,7 @@ func ckLogLines(path string, from, to time.Time, subs ...string) []string {
 // operator's start clears the count (the restarts resume and fail again).
 func TestAppMaxloop(t *testing.T) {
 	var startLog string
-	f := ckStartFarm(t, 3, func(l *lab.Lab, i int) string {
+	f := startFarmEach(t, 3, func(l *lab.Lab, i int) string {
 		if i != 2 {
 			return ""
 		}
@@ -766,7 +745,7 @@ func TestAppMaxloop(t *testing.T) {
 // out), and the script is killed with its child.
 func TestCheckerScriptHangs(t *testing.T) {
 	var flag, marker string
-	f := ckStartFarm(t, 3, func(l *lab.Lab, i int) string {
+	f := startFarmEach(t, 3, func(l *lab.Lab, i int) string {
 		if i != 2 {
 			return ""
 		}

@@ -43,6 +43,13 @@ type farm struct {
 // every agent sees every node up.
 func startFarm(t *testing.T, n int, extra string) *farm {
 	t.Helper()
+	return startFarmEach(t, n, func(*lab.Lab, int) string { return extra })
+}
+
+// startFarmEach is startFarm with a config of its own for every node:
+// extra(l, i) is merged over node i's default agent config.
+func startFarmEach(t *testing.T, n int, extra func(l *lab.Lab, i int) string) *farm {
+	t.Helper()
 	l := lab.ForTest(t, lab.Options{Nodes: n, Prefix: prefix})
 	if !l.HaveFarm() {
 		t.Fatalf("%s is missing: run make build first", l.FarmBin())
@@ -54,7 +61,7 @@ func startFarm(t *testing.T, n int, extra string) *farm {
 		}
 	}
 	for i := 1; i <= n; i++ {
-		f.startAgent(i, extra)
+		f.startAgent(i, extra(l, i))
 	}
 	f.waitUp(n, 20*time.Second)
 	return f

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -84,6 +85,22 @@ func reloadOnHUP(ctx context.Context, path string, a *agent.Agent, log *slog.Log
 	}
 }
 
+// setProcs runs the Go scheduler with one P per NFQUEUE reader unless
+// GOMAXPROCS is set. The verdict path is one goroutine per queue; more Ps
+// only add thread hand-offs (futex wake-ups) between the netlink read and
+// the verdict. Measured in the lab (2 vCPU, Connection: close): 1 P instead
+// of 2 took the farm from 0.23 to 0.30 of the no-filter baseline and the
+// agents' CPU per connection from 277 to 194 us.
+func setProcs(queues int, log *slog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" || queues < 1 {
+		return
+	}
+	if queues < runtime.NumCPU() {
+		runtime.GOMAXPROCS(queues)
+		log.Debug("Scheduler sized to the queues.", "gomaxprocs", queues)
+	}
+}
+
 func agentCmd() *cobra.Command {
 	var path, level string
 	c := &cobra.Command{
@@ -102,6 +119,7 @@ func agentCmd() *cobra.Command {
 				return err
 			}
 			log = log.With("node", cfg.Node.Name)
+			setProcs(cfg.Filter.Queues, log)
 			a, err := agent.New(cfg, log)
 			if err != nil {
 				return err
