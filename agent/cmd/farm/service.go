@@ -49,6 +49,7 @@ func (p *program) Start(service.Service) error {
 	if err != nil {
 		return err
 	}
+	setProcs(cfg.Filter.Queues, p.log)
 	a, err := agent.New(cfg, p.log.With("node", cfg.Node.Name))
 	if err != nil {
 		return err
