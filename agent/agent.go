@@ -48,6 +48,7 @@ type Agent struct {
 	mu          sync.Mutex
 	intent      Intent
 	appFailed   bool
+	weight      uint32 // current weight: the config's, or a reload's
 	drainCancel context.CancelFunc
 	lastNodes   []member.Node
 	view        member.View
@@ -220,6 +221,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if cfg.Node.Weight != nil {
 		weight = uint32(*cfg.Node.Weight)
 	}
+	a.weight = weight
 	a.members = member.New(member.Config{
 		Name: cfg.Node.Name, ID: uint8(cfg.Node.ID), Weight: weight,
 		Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Join: cfg.Gossip.Join, Key: key,

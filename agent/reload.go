@@ -20,22 +20,21 @@ func (a *Agent) Reload(next *config.Config) error {
 	if next.Node.Weight != nil {
 		w = uint32(*next.Node.Weight)
 	}
-	old := uint32(100)
-	if cur.Node.Weight != nil {
-		old = uint32(*cur.Node.Weight)
-	}
+	a.mu.Lock()
+	old := a.weight
+	a.weight = w
+	a.mu.Unlock()
 	if w != old {
 		if err := a.members.SetWeight(w); err != nil {
 			return err
 		}
 		a.log.Info("Weight changed.", "from", old, "to", w)
 	}
+	// a.cfg stays the config the agent started with (read without a lock
+	// by every component); only the weight lives on, in a.weight.
 	for _, d := range restartOnly(cur, next) {
 		a.log.Warn("Config change needs an agent restart to take effect.", "section", d)
 	}
-	c := *cur
-	c.Node.Weight = next.Node.Weight
-	a.cfg = &c
 	return nil
 }
 
