@@ -45,7 +45,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			Copymode:     nfqueue.NfQnlCopyPacket,
 			// Flags stay 0: NfQaCfgFlagFailOpen would accept packets when
 			// the queue is full, letting every node answer (fail closed).
-			Logger:       logger,
+			Logger: logger,
 		})
 		if err != nil {
 			return fmt.Errorf("filter engine: open NFQUEUE %d: %w (needs root or CAP_NET_ADMIN)", q, err)

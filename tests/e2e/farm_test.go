@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -79,17 +78,7 @@ func (f *farm) startAgent(i int, extra string) {
 
 // status asks node i's agent for `farm status --json`.
 func (f *farm) status(i int) (console.Status, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := f.l.Exec(ctx, f.l.Node(i).NS, f.l.FarmBin(), "status", "--json", "--api", "http://"+lab.ConsoleListen)
-	var st console.Status
-	if err != nil {
-		return st, fmt.Errorf("farm status on node %d: %v: %s", i, err, out)
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("farm status on node %d: %v: %s", i, err, out)
-	}
-	return st, nil
+	return f.l.Status(context.Background(), i)
 }
 
 // waitUp waits until every running agent reports `want` nodes up, each
@@ -97,33 +86,13 @@ func (f *farm) status(i int) (console.Status, error) {
 func (f *farm) waitUp(want int, d time.Duration) {
 	f.t.Helper()
 	err := lab.Poll(context.Background(), d, func() error {
-		var first string
-		for i := range f.agents {
-			if f.agents[i] == nil || f.agents[i].Exited() {
-				continue
-			}
-			st, err := f.status(i + 1)
-			if err != nil {
-				return err
-			}
-			up := 0
-			var shares []string
-			for _, n := range st.Nodes {
-				if n.State == "up" && n.Buckets > 0 {
-					up++
-				}
-				shares = append(shares, fmt.Sprintf("%s=%s/%d", n.Name, n.State, n.Buckets))
-			}
-			if up != want {
-				return fmt.Errorf("node %d sees %d nodes up, want %d: %v", i+1, up, want, shares)
-			}
-			if s := strings.Join(shares, " "); first == "" {
-				first = s
-			} else if s != first {
-				return fmt.Errorf("nodes disagree: %q vs %q", first, s)
+		var running []int
+		for i, p := range f.agents {
+			if p != nil && !p.Exited() {
+				running = append(running, i+1)
 			}
 		}
-		return nil
+		return f.l.Converged(context.Background(), running, want)
 	})
 	if err != nil {
 		f.t.Fatal(err)

@@ -108,21 +108,6 @@ type farmStatus struct {
 	Buckets int          `json:"buckets"`
 }
 
-// status runs `farm status --json` in node i's namespace.
-func (f *farm) status(ctx context.Context, i int) (farmStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var st farmStatus
-	out, err := f.l.Exec(ctx, f.l.Node(i).NS, f.l.FarmBin(), "status", "--json", "--api", "http://"+lab.ConsoleListen)
-	if err != nil {
-		return st, fmt.Errorf("farm status on web%d: %w", i, err)
-	}
-	if err := json.Unmarshal(out, &st); err != nil {
-		return st, fmt.Errorf("farm status on web%d: %w: %.200s", i, err, out)
-	}
-	return st, nil
-}
-
 // apiStatus reads node i's status straight from its API (the endpoint
 // `farm status` calls), without starting a process: cheap enough to poll
 // every 50 ms while measuring.
@@ -169,34 +154,13 @@ func (f *farm) waitUp(want int, d time.Duration) error {
 }
 
 func (f *farm) converged(ctx context.Context, want int) error {
-	var first string
+	var running []int
 	for i, p := range f.agents {
-		if p == nil || p.Exited() {
-			continue
-		}
-		st, err := f.status(ctx, i+1)
-		if err != nil {
-			return err
-		}
-		up := 0
-		var shares []string
-		for _, n := range st.Nodes {
-			if n.State == "up" && n.Buckets > 0 {
-				up++
-			}
-			shares = append(shares, fmt.Sprintf("%s=%s/%d", n.Name, n.State, n.Buckets))
-		}
-		s := strings.Join(shares, " ")
-		if up != want {
-			return fmt.Errorf("web%d sees %d nodes up, want %d: %s", i+1, up, want, s)
-		}
-		if first == "" {
-			first = s
-		} else if s != first {
-			return fmt.Errorf("nodes disagree: %q vs %q", first, s)
+		if p != nil && !p.Exited() {
+			running = append(running, i+1)
 		}
 	}
-	return nil
+	return f.l.Converged(ctx, running, want)
 }
 
 // linkDown cuts node i's link to the switch (its eth0, inside its

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -324,33 +323,11 @@ func printInfo(w io.Writer, l *lab.Layout) {
 
 // waitFarm waits (30 s at most) until every node's agent reports n nodes up.
 func waitFarm(ctx context.Context, l *lab.Lab, n int) error {
-	return lab.Poll(ctx, 30*time.Second, func() error {
-		for i := 1; i <= n; i++ {
-			out, err := l.Exec(ctx, l.Node(i).NS, l.FarmBin(), "status", "--json", "--api", "http://"+lab.ConsoleListen)
-			if err != nil {
-				return fmt.Errorf("web%d: %v", i, err)
-			}
-			var st struct {
-				Nodes []struct {
-					State   string `json:"state"`
-					Buckets int    `json:"buckets"`
-				} `json:"nodes"`
-			}
-			if err := json.Unmarshal(out, &st); err != nil {
-				return err
-			}
-			up := 0
-			for _, nd := range st.Nodes {
-				if nd.State == "up" && nd.Buckets > 0 {
-					up++
-				}
-			}
-			if up != n {
-				return fmt.Errorf("web%d sees %d of %d nodes up", i, up, n)
-			}
-		}
-		return nil
-	})
+	nodes := make([]int, n)
+	for i := range nodes {
+		nodes[i] = i + 1
+	}
+	return lab.Poll(ctx, 30*time.Second, func() error { return l.Converged(ctx, nodes, n) })
 }
 
 // farmStatus prints `farm status` as web1's agent sees it.
