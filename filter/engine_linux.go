@@ -43,7 +43,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			MaxPacketLen: MaxPacketLen,
 			MaxQueueLen:  maxQueueLen,
 			Copymode:     nfqueue.NfQnlCopyPacket,
-			// Flags stay 0: NfQaCfgFlagFailOpen would accept packets when
+			// Flags stay 0: the library's fail-open flag would accept packets when
 			// the queue is full, letting every node answer (fail closed).
 			Logger: logger,
 		})

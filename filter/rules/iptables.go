@@ -28,7 +28,7 @@ const jumpRule = "-A PREROUTING -j " + IPTChain
 // this chain only while the nft table lets them through (the reset window,
 // see SetReset); the rest of the time nft drops them before.
 //
-// The queue never has --queue-bypass: with no engine listening, new flows
+// The queue is never bypassed: with no engine listening, new flows
 // are dropped, so a node whose filter died serves nobody (fail closed).
 func IPTables(s Spec, v6 bool) string {
 	var b strings.Builder

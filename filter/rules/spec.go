@@ -33,7 +33,7 @@
 // is untracked and must never be dropped, are in that case by
 // construction). Balance every service the VIP offers.
 //
-// The queue rules never use --queue-bypass: a node whose engine is gone
+// The queue rules never let packets bypass the queue: a node whose engine is gone
 // must drop new flows, not accept them, or it would answer every client.
 package rules
 
