@@ -23,7 +23,7 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v shellcheck >/dev/null; then shellcheck $$(git ls-files '*.sh'); fi
+	@if command -v shellcheck >/dev/null; then shellcheck -x $$(git ls-files '*.sh'); fi
 
 # Every test: unit tests, root integration tests (namespaces, nftables,
 # NFQUEUE) and the end-to-end farm tests in tests/e2e. Root tests skip when not

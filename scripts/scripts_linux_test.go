@@ -85,6 +85,7 @@ func TestSystemdScripts(t *testing.T) {
 	tests := []struct {
 		name      string
 		unitFile  string // written next to the scripts when not empty
+		noCommon  bool   // leave common.sh out of the copy
 		farmUnit  string
 		active    []string // units active before the first step
 		steps     []step
@@ -165,6 +166,16 @@ func TestSystemdScripts(t *testing.T) {
 			farmUnit: "--now nginx.service",
 			steps:    []step{{"stop.sh", nil, 1, `cannot start with "-"`}},
 		},
+		{
+			// An install that copied the scripts but not common.sh.
+			name:     "common.sh left behind",
+			farmUnit: "nginx.service",
+			noCommon: true,
+			steps: []step{
+				{"start.sh", nil, 1, "common.sh is missing: copy the whole folder"},
+				{`$DIR/stop.sh "$@"`, []string{"force"}, 1, "common.sh is missing: copy the whole folder"},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,6 +190,9 @@ func TestSystemdScripts(t *testing.T) {
 			// Copies, so that the default unit file next to them is the test's.
 			for _, f := range []string{"start.sh", "stop.sh"} {
 				copyFile(t, filepath.Join("systemd", f), filepath.Join(scriptDir, f), 0o755)
+			}
+			if !tt.noCommon {
+				copyFile(t, filepath.Join("systemd", "common.sh"), filepath.Join(scriptDir, "common.sh"), 0o644)
 			}
 			if err := os.WriteFile(filepath.Join(binDir, "systemctl"), []byte(fakeSystemctl), 0o755); err != nil {
 				t.Fatal(err)

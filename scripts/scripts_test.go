@@ -62,10 +62,10 @@ var sets = []string{"nginx", "apache", "systemd", "iis"}
 
 func TestSetsAreComplete(t *testing.T) {
 	want := map[string][]string{
-		"nginx":   {"README.md", "start.sh", "stop.sh"},
-		"apache":  {"README.md", "start.sh", "stop.sh"},
-		"systemd": {"README.md", "start.sh", "stop.sh"},
-		"iis":     {"README.md", "start.ps1", "stop.ps1", "recycle.ps1"},
+		"nginx":   {"README.md", "common.sh", "start.sh", "stop.sh"},
+		"apache":  {"README.md", "common.sh", "start.sh", "stop.sh"},
+		"systemd": {"README.md", "common.sh", "start.sh", "stop.sh"},
+		"iis":     {"README.md", "common.ps1", "start.ps1", "stop.ps1", "recycle.ps1"},
 	}
 	for _, set := range sets {
 		t.Run(set, func(t *testing.T) {
@@ -83,15 +83,36 @@ func TestSetsAreComplete(t *testing.T) {
 	}
 }
 
+// isCommon reports whether path is a set's shared file (common.sh,
+// common.ps1), which the scripts source and the agent never runs.
+func isCommon(path string) bool {
+	return strings.HasPrefix(filepath.Base(path), "common.")
+}
+
 // TestShellScriptsShape checks what the agent's runner relies on: POSIX sh,
 // strict mode, and the execute bit (without it the runner falls back to
 // /bin/sh, which works, but an operator running the script by hand fails).
+// A common.sh is sourced, never run: no shebang and no execute bit, so that
+// nobody takes it for a script to point [app] at.
 func TestShellScriptsShape(t *testing.T) {
 	for _, f := range files(t, ".sh") {
 		t.Run(f, func(t *testing.T) {
 			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if isCommon(f) {
+				if !bytes.HasPrefix(b, []byte("# shellcheck shell=sh\n")) {
+					t.Errorf("first line is not `# shellcheck shell=sh` (a sourced file has no shebang)")
+				}
+				fi, err := os.Stat(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm()&0o111 != 0 {
+					t.Errorf("mode %v: a sourced file is not executable (chmod 644)", fi.Mode().Perm())
+				}
+				return
 			}
 			if !bytes.HasPrefix(b, []byte("#!/bin/sh\n")) {
 				t.Errorf("first line is not #!/bin/sh")
@@ -111,13 +132,16 @@ func TestShellScriptsShape(t *testing.T) {
 }
 
 // TestShellcheck runs shellcheck on every shell script: no finding of any
-// severity is allowed.
+// severity is allowed. It runs in the script's folder with -x, so that
+// shellcheck follows the source of common.sh and knows what it defines.
 func TestShellcheck(t *testing.T) {
 	_, err := exec.LookPath("shellcheck")
 	need(t, err == nil, "shellcheck is not installed (apt-get install shellcheck)")
 	for _, f := range files(t, ".sh") {
 		t.Run(f, func(t *testing.T) {
-			out, err := exec.Command("shellcheck", "--shell=sh", "--severity=style", f).CombinedOutput()
+			cmd := exec.Command("shellcheck", "-x", "--shell=sh", "--severity=style", filepath.Base(f))
+			cmd.Dir = filepath.Dir(f)
+			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Errorf("shellcheck %s: %v\n%s", f, err, out)
 			}
@@ -125,39 +149,64 @@ func TestShellcheck(t *testing.T) {
 	}
 }
 
-// commonBlock returns the text between the "--- common" and "--- end common
-// ---" marker lines of a script.
-func commonBlock(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	start := strings.Index(s, "# --- common:")
-	end := strings.Index(s, "# --- end common ---")
-	if start < 0 || end < start {
-		t.Fatalf("%s: no common block between the marker lines", path)
-	}
-	return s[start:end]
+// sourced maps each script set to its shared file, the scripts that source
+// it, and the line that does.
+var sourced = map[string]struct {
+	common  string
+	scripts []string
+	load    *regexp.Regexp
+	fn      *regexp.Regexp // a function definition; group 1 is its name
+}{
+	"nginx":   {"common.sh", []string{"start.sh", "stop.sh"}, shLoad, shFunc},
+	"apache":  {"common.sh", []string{"start.sh", "stop.sh"}, shLoad, shFunc},
+	"systemd": {"common.sh", []string{"start.sh", "stop.sh"}, shLoad, shFunc},
+	"iis":     {"common.ps1", []string{"start.ps1", "stop.ps1", "recycle.ps1"}, psLoad, psFunc},
 }
 
-// TestCommonBlocks keeps the shared part of each set identical: every script
-// stays self-contained (one file to copy), without drifting from its twins.
-func TestCommonBlocks(t *testing.T) {
-	groups := map[string][]string{
-		"nginx":   {"nginx/start.sh", "nginx/stop.sh"},
-		"apache":  {"apache/start.sh", "apache/stop.sh"},
-		"systemd": {"systemd/start.sh", "systemd/stop.sh"},
-		"iis":     {"iis/start.ps1", "iis/stop.ps1", "iis/recycle.ps1"},
-	}
+var (
+	shLoad = regexp.MustCompile(`(?m)^common=\$\(dirname -- "\$0"\)/common\.sh\n(?:.*\n)*?\. "\$common"$`)
+	shFunc = regexp.MustCompile(`(?m)^([a-z_]+)\(\) \{`)
+	psLoad = regexp.MustCompile(`(?m)^\$common = Join-Path \$PSScriptRoot 'common\.ps1'\n(?:.*\n)*?\. \$common$`)
+	psFunc = regexp.MustCompile(`(?m)^function ([A-Za-z-]+)\b`)
+)
+
+// TestCommonIsSourced checks that the scripts of each set share their common
+// part by sourcing the set's common file from their own folder, rather than
+// by carrying a copy of it: no copied block with its old marker lines, and no
+// function of the common file defined again in a script.
+func TestCommonIsSourced(t *testing.T) {
 	for _, set := range sets {
 		t.Run(set, func(t *testing.T) {
-			paths := groups[set]
-			first := commonBlock(t, paths[0])
-			for _, p := range paths[1:] {
-				if got := commonBlock(t, p); got != first {
-					t.Errorf("the common block of %s differs from %s's: copy it over", p, paths[0])
+			s, ok := sourced[set]
+			if !ok {
+				t.Fatalf("no entry in sourced for the set %s", set)
+			}
+			common := mustRead(t, filepath.Join(set, s.common))
+			var shared []string
+			for _, m := range s.fn.FindAllStringSubmatch(common, -1) {
+				shared = append(shared, m[1])
+			}
+			if len(shared) == 0 {
+				t.Fatalf("%s/%s defines no function", set, s.common)
+			}
+			for _, f := range append([]string{s.common}, s.scripts...) {
+				path := filepath.Join(set, f)
+				b := mustRead(t, path)
+				for _, marker := range []string{"# --- common", "# --- end common ---"} {
+					if strings.Contains(b, marker) {
+						t.Errorf("%s: a copied common block (%q) is left: source %s instead", path, marker, s.common)
+					}
+				}
+				if f == s.common {
+					continue
+				}
+				if !s.load.MatchString(b) {
+					t.Errorf("%s does not source %s from its own folder (want the lines matching %s)", path, s.common, s.load)
+				}
+				for _, m := range s.fn.FindAllStringSubmatch(b, -1) {
+					if slices.Contains(shared, m[1]) {
+						t.Errorf("%s defines %s again: it is in %s", path, m[1], s.common)
+					}
 				}
 			}
 		})
@@ -167,6 +216,9 @@ func TestCommonBlocks(t *testing.T) {
 // TestPowerShellScriptsShape checks what PowerShell cannot be run here to
 // check: strict mode, stop on errors, explicit exit codes, and plain ASCII
 // (Windows PowerShell 5.1 reads a file without a BOM in the ANSI code page).
+// common.ps1 runs in the scope of the script that dot-sources it, under that
+// script's strict mode; it must not exit, which would skip the script's own
+// error report.
 func TestPowerShellScriptsShape(t *testing.T) {
 	for _, f := range files(t, ".ps1") {
 		t.Run(f, func(t *testing.T) {
@@ -180,13 +232,20 @@ func TestPowerShellScriptsShape(t *testing.T) {
 				}
 			}
 			s := string(b)
-			for _, want := range []string{
+			wants := []string{
 				"Set-StrictMode -Version Latest\n",
 				"$ErrorActionPreference = 'Stop'\n",
 				"[CmdletBinding()]\nparam(",
 				"    exit 0\n",
 				"    exit 1\n",
-			} {
+			}
+			if isCommon(f) {
+				wants = nil
+				if m := regexp.MustCompile(`(?mi)^\s*(exit\b|param\s*\(|\[CmdletBinding)`).FindString(s); m != "" {
+					t.Errorf("%q: a dot-sourced file has no parameters and does not exit", strings.TrimSpace(m))
+				}
+			}
+			for _, want := range wants {
 				if !strings.Contains(s, want) {
 					t.Errorf("missing %q", want)
 				}

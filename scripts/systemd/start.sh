@@ -12,52 +12,11 @@ set -eu
 
 me=systemd/start.sh
 
-# --- common: keep identical in start.sh and stop.sh (scripts_test.go checks) ---
-PATH=${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin
-export PATH
-
-say() { printf '%s: %s\n' "$me" "$*"; }
-die() {
-	printf '%s: %s\n' "$me" "$*" >&2
-	exit 1
-}
-
-# The units: the arguments other than "force", else FARM_UNIT, else the file
-# named by FARM_UNIT_FILE (default: "unit" next to this script). Several
-# units, separated by spaces or lines, start in their order and stop in the
-# reverse one. In the file, "#" starts a comment.
-force=no
-units=""
-for a in "$@"; do
-	case $a in
-	force) force=yes ;;
-	*) units="$units $a" ;;
-	esac
-done
-if [ -z "$units" ]; then units=${FARM_UNIT:-}; fi
-if [ -z "$units" ]; then
-	file=${FARM_UNIT_FILE:-$(dirname "$0")/unit}
-	[ -r "$file" ] || die "no unit named: pass it as an argument, set FARM_UNIT, or write it to $file (see README.md)"
-	units=$(sed 's/#.*//' "$file")
-fi
-# Unit names are words: no globbing of them, whatever they hold.
-set -f
-list=""
-for u in $units; do
-	case $u in
-	-*) die "unit \"$u\": a unit name cannot start with \"-\"" ;;
-	esac
-	list="${list:+$list }$u"
-done
-[ -n "$list" ] || die "no unit named: pass it as an argument, set FARM_UNIT, or write it to ${file:-the unit file} (see README.md)"
-command -v systemctl >/dev/null 2>&1 || die "systemctl not found: this host does not run systemd (use the nginx or apache scripts, which run the daemon directly)"
-
-# state UNIT prints the unit's ActiveState: active, inactive, failed,
-# activating, deactivating...
-state() {
-	systemctl is-active -- "$1" 2>/dev/null || true
-}
-# --- end common ---
+# common.sh, next to this script, holds what start.sh and stop.sh share.
+common=$(dirname -- "$0")/common.sh
+[ -r "$common" ] || { printf '%s: %s\n' "$me" "$common is missing: copy the whole folder (see README.md)" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$common"
 
 [ "$force" = no ] || die "usage: start.sh [UNIT...] (\"force\" is for stop.sh)"
 
