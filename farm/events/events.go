@@ -74,7 +74,9 @@ func (r *Ring) Add(e Event) {
 	r.mu.Unlock()
 
 	if r.log != nil {
-		attrs := []any{"seq", e.Seq, "node", e.Node, "what", e.What, "why", e.Why}
+		// "subject", not "node": the agent's logger already carries the
+		// logging node's own name as "node".
+		attrs := []any{"seq", e.Seq, "subject", e.Node, "what", e.What, "why", e.Why}
 		for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
 			attrs = append(attrs, k, e.Detail[k])
 		}

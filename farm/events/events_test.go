@@ -77,7 +77,7 @@ func TestRingLogsAndCopiesDetail(t *testing.T) {
 	if got := r.List(time.Time{}, 0)[0].Detail["checker"]; got != "web" {
 		t.Fatalf("detail changed under the ring: %q", got)
 	}
-	for _, want := range []string{"what=checker.failing", "node=web1", "checker=web", `why="connection refused"`} {
+	for _, want := range []string{"what=checker.failing", "subject=web1", "checker=web", `why="connection refused"`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log %q lacks %q", buf.String(), want)
 		}
