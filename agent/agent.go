@@ -244,7 +244,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if len(spec.VIPs) > 0 {
 		firstVIP = spec.VIPs[0].String()
 	}
-	mon, err := checkers.New(specs, checkers.AppScripts{Start: cfg.App.Start, Stop: cfg.App.Stop, Timeout: cfg.App.Timeout.Duration},
+	mon, err := checkers.New(specs, checkers.AppScripts{
+		Start: cfg.App.Start, Stop: cfg.App.Stop, Timeout: cfg.App.Timeout.Duration,
+		MaxRestarts: cfg.App.MaxRestarts, Window: cfg.App.RestartWindow.Duration,
+	},
 		a, a.events, cfg.Node.Name, firstVIP, log)
 	if err != nil {
 		return nil, err

@@ -121,6 +121,12 @@ type App struct {
 	Stop string `toml:"stop"`
 	// Timeout bounds each script run. Default 60s.
 	Timeout Duration `toml:"timeout"`
+	// MaxRestarts is how many restarts a failing checker may trigger within
+	// RestartWindow before the node stays failed (SafeKit's maxloop), so an
+	// application that cannot come up does not loop for ever. Default 3.
+	MaxRestarts int `toml:"max_restarts"`
+	// RestartWindow is the period MaxRestarts counts over. Default 24h.
+	RestartWindow Duration `toml:"restart_window"`
 }
 
 // Checker is one probe of the local application.

@@ -7,6 +7,10 @@ import "time"
 const (
 	// DefaultWeight gives every node the same share unless told otherwise.
 	DefaultWeight = 100
+	// DefaultMaxRestarts and DefaultRestartWindow are SafeKit's maxloop
+	// defaults: 3 restarts a day, then the node stays out.
+	DefaultMaxRestarts   = 3
+	DefaultRestartWindow = 24 * time.Hour
 	// DefaultResetWindow matches common keep-alive timeouts (nginx 75s,
 	// Apache 5s, IIS 120s) only partly: long enough for busy clients,
 	// short enough that the queue carries foreign traffic only briefly.
@@ -123,6 +127,8 @@ func (c *Config) applyDefaults(set given) {
 	fill(&c.Filter.ResetWindow, Duration{DefaultResetWindow}, set, "filter", "reset_window")
 
 	fill(&c.App.Timeout, Duration{DefaultAppTimeout}, set, "app", "timeout")
+	fill(&c.App.MaxRestarts, DefaultMaxRestarts, set, "app", "max_restarts")
+	fill(&c.App.RestartWindow, Duration{DefaultRestartWindow}, set, "app", "restart_window")
 
 	for i := range c.Checker {
 		k := &c.Checker[i]

@@ -51,7 +51,7 @@ action = "stop"
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},
 		Filter: Filter{Queue: 4200, Queues: 1, ResetWindow: ms(30000)},
-		App:    App{Timeout: ms(60000)},
+		App:    App{Timeout: ms(60000), MaxRestarts: 3, RestartWindow: Duration{24 * time.Hour}},
 		Checker: []Checker{
 			// timeout defaults to interval/2; expect to 200 for http only.
 			{Name: "web", Type: "http", Target: "http://127.0.0.1/", Interval: ms(4000), Timeout: ms(2000), Fall: 2, Rise: 2, Action: "none", Expect: 200},

@@ -220,6 +220,12 @@ func (c *Config) validateFilter(p *problems) {
 
 func (c *Config) validateApp(p *problems) {
 	positive(p, "app.timeout", c.App.Timeout)
+	if c.App.MaxRestarts < 1 || c.App.MaxRestarts > 1000 {
+		p.add("app.max_restarts", "%d is out of range 1..1000", c.App.MaxRestarts)
+	}
+	if d := c.App.RestartWindow.Duration; d < time.Minute {
+		p.add("app.restart_window", "%s is too short: at least 1m", d)
+	}
 }
 
 var checkerTypes = map[string]bool{"tcp": true, "http": true, "process": true, "script": true, "interface": true, "vip": true}

@@ -191,7 +191,10 @@ func TestValidate(t *testing.T) {
 		{"action none", func(c *Config) { c.Checker[0].Action = "none" }, ""},
 		{"action bad", func(c *Config) { c.Checker[0].Action = "reboot" }, `checker[0].action: "reboot" is not restart, stop, wait or none`},
 		{"restart without scripts", func(c *Config) { c.App.Stop = "" }, "checker[0].action: restart needs app.start and app.stop"},
-		{"stop without scripts", func(c *Config) { c.App = App{Timeout: ms(1000)}; c.Checker[0].Action = "stop" }, ""},
+		{"stop without scripts", func(c *Config) {
+			c.App = App{Timeout: ms(1000), MaxRestarts: 3, RestartWindow: Duration{time.Hour}}
+			c.Checker[0].Action = "stop"
+		}, ""},
 		{"expect 204", func(c *Config) { c.Checker[0].Expect = 204 }, ""},
 		{"expect 0 on http", func(c *Config) { c.Checker[0].Expect = 0 }, "checker[0].expect: 0 is not an HTTP status (100..599)"},
 		{"expect 600", func(c *Config) { c.Checker[0].Expect = 600 }, "checker[0].expect: 600 is not an HTTP status"},
@@ -307,5 +310,30 @@ func TestSetDefaults(t *testing.T) {
 	if *c.Node.Weight != DefaultWeight || c.VIP[0].Mode != "vmac" || c.Rule[0].Affinity != "ip" ||
 		c.Filter.Queue != DefaultQueue || k.Timeout.Duration != 2*time.Second || k.Expect != 200 || k.Action != "none" {
 		t.Errorf("defaults not filled as expected: %+v", c)
+	}
+}
+
+func TestValidateRestartLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int
+		win  time.Duration
+		want string
+	}{
+		{"defaults", 3, 24 * time.Hour, ""},
+		{"zero restarts", 0, time.Hour, "app.max_restarts: 0 is out of range 1..1000"},
+		{"window too short", 3, time.Second, "app.restart_window: 1s is too short: at least 1m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := baseConfig(t)
+			c.App.MaxRestarts, c.App.RestartWindow = tc.max, Duration{tc.win}
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
