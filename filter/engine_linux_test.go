@@ -21,26 +21,8 @@ import (
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/rules"
+	"github.com/webfarm/farm/internal/testenv"
 )
-
-// needRoot skips without root (or fails when CI=true).
-func needRoot(t *testing.T, tools ...string) {
-	t.Helper()
-	miss := func(why string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("prerequisite missing in CI: %s", why)
-		}
-		t.Skipf("skipped: %s", why)
-	}
-	if os.Geteuid() != 0 {
-		miss("needs root (network namespaces, NFQUEUE)")
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss("needs " + tool + " in PATH")
-		}
-	}
-}
 
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
@@ -102,7 +84,7 @@ func fill(owner uint8) *table.Table {
 // times out while the established connection keeps working (its conntrack
 // mark is ours); with the engine stopped, connects time out (fail closed).
 func TestEngineNetns(t *testing.T) {
-	needRoot(t, "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
+	testenv.RequireRoot(t, "network namespaces, NFQUEUE", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
 	srv, cli := newNetns(t, "srv"), newNetns(t, "cli")
 	ipCmd(t, "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
 	ipCmd(t, "-n", srv, "addr", "add", "10.88.0.2/24", "dev", "eth0")
@@ -268,7 +250,7 @@ func TestEngineNetns(t *testing.T) {
 // window closed the kernel does not even queue it. After the reset the
 // client reconnects at once.
 func TestEngineResetNetns(t *testing.T) {
-	needRoot(t, "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "conntrack")
+	testenv.RequireRoot(t, "network namespaces, NFQUEUE", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "conntrack")
 	srv, cli := newNetns(t, "srv"), newNetns(t, "cli")
 	ipCmd(t, "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
 	ipCmd(t, "-n", srv, "addr", "add", "10.89.0.2/24", "dev", "eth0")

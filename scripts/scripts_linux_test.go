@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/webfarm/farm/checkers/script"
+	"github.com/webfarm/farm/internal/testenv"
 )
 
 // run runs a script the way the agent does (checkers/script.Run: own process
@@ -458,12 +459,12 @@ http {
 // in a temporary directory); nginx runs directly, as on a host without
 // systemd.
 func TestNginxScripts(t *testing.T) {
-	need(t, os.Geteuid() == 0, "not root: this test starts a real nginx")
+	testenv.Need(t, os.Geteuid() == 0, "not root: this test starts a real nginx")
 	_, err := exec.LookPath("nginx")
 	if err != nil {
 		_, err = os.Stat("/usr/sbin/nginx")
 	}
-	need(t, err == nil, "nginx is not installed (apt-get install nginx-light)")
+	testenv.Need(t, err == nil, "nginx is not installed (apt-get install nginx-light)")
 
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o755); err != nil {

@@ -15,23 +15,8 @@ import (
 	"testing"
 
 	"github.com/webfarm/farm/agent/config"
+	"github.com/webfarm/farm/internal/testenv"
 )
-
-// inCI reports whether a missing prerequisite must fail the test instead of
-// skipping it.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// need skips the test, or fails it under CI, when a prerequisite is missing.
-func need(t *testing.T, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if inCI() {
-		t.Fatalf("%s (CI=true: a missing prerequisite is a failure)", what)
-	}
-	t.Skip(what)
-}
 
 // files lists the files under the scripts folder whose names end with ext,
 // relative to it, sorted.
@@ -136,7 +121,7 @@ func TestShellScriptsShape(t *testing.T) {
 // shellcheck follows the source of common.sh and knows what it defines.
 func TestShellcheck(t *testing.T) {
 	_, err := exec.LookPath("shellcheck")
-	need(t, err == nil, "shellcheck is not installed (apt-get install shellcheck)")
+	testenv.Need(t, err == nil, "shellcheck is not installed (apt-get install shellcheck)")
 	for _, f := range files(t, ".sh") {
 		t.Run(f, func(t *testing.T) {
 			cmd := exec.Command("shellcheck", "-x", "--shell=sh", "--severity=style", filepath.Base(f))

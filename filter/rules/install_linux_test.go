@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/internal/testenv"
 )
 
 // TestInstallRemove installs real rules in a fresh network namespace and
 // checks what the kernel holds after each step. Steps run in the test
 // goroutine (the one inside the namespace), so there are no subtests.
 func TestInstallRemove(t *testing.T) {
-	needRoot(t, "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
+	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
 	enterNewNetns(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -167,7 +168,7 @@ func TestInstallRemove(t *testing.T) {
 // TestInstallUndo makes the iptables step fail (the chain name is taken by
 // an incompatible nft chain) and checks that the nft tables are removed.
 func TestInstallUndo(t *testing.T) {
-	needRoot(t, "nft", "iptables", "iptables-restore")
+	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore")
 	enterNewNetns(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -13,26 +13,6 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// needRoot skips a test that needs root and the given tools, or fails it
-// when CI=true (a missing prerequisite is a failure in CI).
-func needRoot(t *testing.T, tools ...string) {
-	t.Helper()
-	miss := func(why string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("prerequisite missing in CI: %s", why)
-		}
-		t.Skipf("skipped: %s", why)
-	}
-	if os.Geteuid() != 0 {
-		miss("needs root (network namespaces, nftables)")
-	}
-	for _, tool := range append([]string{"ip"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			miss(fmt.Sprintf("needs %s in PATH", tool))
-		}
-	}
-}
-
 // enterNewNetns creates a network namespace with a unique name, removed in
 // t.Cleanup, and moves the calling goroutine's thread into it for good: the
 // thread stays locked and dies with the test goroutine, so no other

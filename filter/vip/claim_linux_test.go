@@ -24,6 +24,7 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netns"
+	"github.com/webfarm/farm/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,26 +45,6 @@ var labHosts = []struct {
 	{"n1", "10.77.0.1", "fd77::1"},
 	{"n2", "10.77.0.2", "fd77::2"},
 	{"cl", "10.77.0.10", "fd77::10"},
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	missing := ""
-	if os.Geteuid() != 0 {
-		missing = "root"
-	}
-	for _, tool := range []string{"ip", "nft", "bridge", "bash", "timeout"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing += " " + tool
-		}
-	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("network namespace test needs %s (CI=true: a missing prerequisite is a failure)", missing)
-	}
-	t.Skipf("network namespace test needs %s", missing)
 }
 
 type lab struct {
@@ -327,7 +308,7 @@ var watchedSysctls = []string{
 }
 
 func TestClaimLab(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t, "network namespaces", "ip", "nft", "bridge", "bash", "timeout")
 	for _, mode := range []Mode{ModeVMAC, ModeMulticast} {
 		t.Run(mode.String(), func(t *testing.T) { testClaimLab(t, mode) })
 	}
@@ -573,7 +554,7 @@ func (l *lab) checkClean(t *testing.T, role string, sysctls map[string]string) {
 }
 
 func TestCleanupLeftovers(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t, "network namespaces", "ip", "nft", "bridge", "bash", "timeout")
 	l := newLab(t)
 	n := l.ns["n1"]
 	// What a crashed agent leaves: holders (one with the same name a new

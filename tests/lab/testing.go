@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"runtime"
 	"testing"
+
+	"github.com/webfarm/farm/internal/testenv"
 )
 
 // Require skips the test unless this machine can build labs (Linux, root,
@@ -26,11 +28,5 @@ func Require(t testing.TB) {
 			}
 		}
 	}
-	if missing == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("lab prerequisite missing with CI=true: %s", missing)
-	}
-	t.Skipf("lab prerequisite missing: %s (set CI=true to fail instead)", missing)
+	testenv.Need(t, missing == "", "lab: "+missing)
 }
