@@ -82,24 +82,31 @@ func (ld *loader) one(ctx context.Context, c *http.Client, src netip.Addr, url s
 	s := sample{Src: src, Start: time.Now()}
 	rctx, cancel := context.WithTimeout(ctx, ld.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-	if err == nil {
-		var resp *http.Response
-		resp, err = c.Do(req)
-		if err == nil {
-			var body []byte
-			body, err = io.ReadAll(io.LimitReader(resp.Body, 1024))
-			resp.Body.Close()
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = errStatus(resp.StatusCode)
-			}
-			s.Node = strings.TrimSpace(string(body))
-		}
-	}
+	var err error
+	s.Node, err = getNode(rctx, c, url)
 	s.End = time.Now()
 	s.OK = err == nil
 	s.Err = errClass(err)
 	return s
+}
+
+// getNode makes one GET and returns the answering node's name (the body
+// nginx serves in the lab); a status other than 200 is an error.
+func getNode(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = errStatus(resp.StatusCode)
+	}
+	return strings.TrimSpace(string(body)), err
 }
 
 type errStatus int

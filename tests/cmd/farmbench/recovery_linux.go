@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -285,20 +283,8 @@ func (rb *recoveryBench) one(ctx context.Context, cl *http.Client, url string) r
 			s.Local = a.String()
 		}
 	}}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(rctx, trace), http.MethodGet, url, nil)
-	if err == nil {
-		var resp *http.Response
-		resp, err = cl.Do(req)
-		if err == nil {
-			var body []byte
-			body, err = io.ReadAll(io.LimitReader(resp.Body, 1024))
-			resp.Body.Close()
-			if err == nil && resp.StatusCode != http.StatusOK {
-				err = errStatus(resp.StatusCode)
-			}
-			s.Node = strings.TrimSpace(string(body))
-		}
-	}
+	var err error
+	s.Node, err = getNode(httptrace.WithClientTrace(rctx, trace), cl, url)
 	s.End = time.Now()
 	s.OK = err == nil
 	s.Err = errClass(err)
