@@ -46,6 +46,7 @@ type Membership struct {
 	onChange func(View)
 
 	joined atomic.Bool
+	pubMu  sync.Mutex // serializes publish
 
 	mu       sync.Mutex
 	serf     *serf.Serf
@@ -62,8 +63,9 @@ type Membership struct {
 // before it stops counting towards the majority.
 const settleTime = 10 * time.Second
 
-// New prepares membership; nothing starts until Run. onChange is called from
-// one goroutine, in order, with every new view.
+// New prepares membership; nothing starts until Run. onChange is called with
+// every new view, one call at a time and in order; it must not call back into
+// SetState, SetWeight or Refresh (they publish too).
 func New(cfg Config, log *slog.Logger, onChange func(View)) *Membership {
 	if cfg.State == "" {
 		cfg.State = StateUp
@@ -296,6 +298,11 @@ func (m *Membership) View() View {
 // publish recomputes the view from serf's member list (not from the event,
 // so a burst of events cannot leave us on a stale intermediate state).
 func (m *Membership) publish() {
+	// Views are published from several goroutines (serf events, state
+	// changes, the witness, the join loop); one at a time, so onChange never
+	// sees an older view after a newer one.
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
 	m.mu.Lock()
 	s := m.serf
 	m.mu.Unlock()
