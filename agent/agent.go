@@ -1,6 +1,9 @@
 // Package agent wires one farm node together: configuration, the data path
-// (rules, NFQUEUE engine, VIP claim), membership, and the shutdown order that
-// keeps the farm consistent while a node comes and goes.
+// (an engine following the planner's plans, the VIP claim), membership, the
+// checkers and the console, and the start-up and shutdown order that keeps
+// the farm consistent while a node comes and goes. Policy lives in the pure
+// packages (farm/plan, farm/view, farm/table, checkers' Policy); this package
+// only connects them to each other, to timers and to the OS.
 package agent
 
 import (
@@ -8,10 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -21,234 +23,149 @@ import (
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
+	"github.com/webfarm/farm/farm/view"
 	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/flows"
+	"github.com/webfarm/farm/filter/nfqueue"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/filter/vip"
 )
 
+// Engine is the data path: Run installs what it needs in the kernel, serves
+// until its context ends and removes what it installed; after Ready it
+// follows every plan given to Apply. filter/nfqueue is one.
+type Engine interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	Apply(plan.Plan) error
+}
+
+// VIPClaim holds the farm's virtual addresses on this node: Cleanup removes
+// what a crashed agent left, Run claims them (calling ready once they are
+// held) and releases them when its context ends.
+type VIPClaim interface {
+	Cleanup(ctx context.Context) error
+	Run(ctx context.Context, ready func()) error
+}
+
+// Deps are the parts of a node that touch the OS. New fills in the real ones;
+// tests give fakes to run an agent without root.
+type Deps struct {
+	Engine Engine
+	VIP    VIPClaim
+	// Flows counts this node's established flows to the VIPs (a drain
+	// waits for it to reach 0).
+	Flows func(ctx context.Context) (int, error)
+}
+
 // Agent is one running node.
 type Agent struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	spec    rules.Spec
-	vips    []vip.Config
-	decider *filter.Decider
-	members *member.Membership
-	console *console.Server
-	monitor *checkers.Monitor
-	events  *events.Ring
-	witness *witness
+	cfg      *config.Config
+	log      *slog.Logger
+	engine   Engine
+	vip      VIPClaim
+	flows    func(ctx context.Context) (int, error)
+	settings plan.Settings
+	members  *member.Membership
+	console  *console.Server
+	monitor  *checkers.Monitor
+	events   *events.Ring
+	witness  *witness
+	local    *local
+	tasks    *tasks
 
-	// drainTimeout bounds how long a drain waits for flows to end.
-	drainTimeout time.Duration
-	// runCtx is Run's context, for background work started by actions.
-	runCtx context.Context
+	// view is the latest farm view; kick tells the planner it changed.
+	view     atomic.Pointer[view.View]
+	kick     chan struct{}
+	leaveReq chan chan struct{}
+	// plan is the plan the engine follows, for status.
+	plan atomic.Pointer[plan.Plan]
+	// lastNodes is the previous view's node list, for state events; only
+	// onView touches it, and membership calls onView one view at a time.
+	lastNodes []view.Node
 
-	mu          sync.Mutex
-	intent      Intent
-	appFailed   bool
-	weight      uint32 // current weight: the config's, or a reload's
+	mu          sync.Mutex // guards drainCancel
 	drainCancel context.CancelFunc
-	lastNodes   []member.Node
-	view        member.View
-	handoff     handoff
-	// intended is the table the farm wants now; the data path may lag it
-	// by the handoff delay. intendedReal is false while this node serves
-	// nobody because it has not joined or has no quorum.
-	intended     *table.Table
-	intendedReal bool
-	resetOpen    bool
-	resetUntil   time.Time
-	// leaving is set at shutdown: the node answers no new connection from
-	// then on, before the others hear that it left.
-	leaving bool
 }
 
-// applyTable gives the data path the table to use now: nothing before the
-// node joined or while it has no quorum, else the farm's table with buckets
-// gained from live nodes withheld for the handoff delay.
-func (a *Agent) applyTable() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	v := a.view
-	if v.Table == nil {
-		return
-	}
-	self := a.spec.Self
-	alive := map[uint8]bool{}
-	for _, n := range v.Nodes {
-		if n.Alive && n.ID != 0 {
-			alive[n.ID] = true
-		}
-	}
-	if !v.Joined || !v.Quorum || a.leaving {
-		a.intended, a.intendedReal = &table.Table{}, false
-		a.decider.SetTable(a.intended)
-		return
-	}
-	prev := a.intended
-	if !a.intendedReal {
-		// Coming back (start, rejoin, healed partition): the others served
-		// our buckets meanwhile; treat them as their previous owners.
-		var others []member.Node
-		for _, n := range v.Nodes {
-			if n.ID != self {
-				others = append(others, n)
-			}
-		}
-		prev = table.Compute(member.Owners(others))
-	}
-	now := time.Now()
-	eff, next := a.handoff.apply(prev, v.Table, self, func(id uint8) bool { return alive[id] }, now)
-	a.intended, a.intendedReal = v.Table, true
-	a.decider.SetTable(eff)
-	if !next.IsZero() {
-		time.AfterFunc(time.Until(next), a.applyTable)
-	}
-	// Dead means failed, not gone gracefully: a node that left (agent
-	// restart, shutdown) still serves its established flows from its
-	// kernel, and resetting them would cut healthy connections.
-	var dead []uint8
-	for _, n := range v.Nodes {
-		if n.ID != 0 && !n.Alive && !n.Left && slices.Contains(prev[:], n.ID) && !slices.Contains(dead, n.ID) {
-			dead = append(dead, n.ID)
-		}
-	}
-	a.openResets(filter.TakeoverOf(prev, v.Table, self, dead...), now)
-}
-
-// openResets starts (or extends) the reset window for buckets just taken
-// over from dead nodes, and schedules its end. Caller holds a.mu.
-func (a *Agent) openResets(tk *filter.Takeover, now time.Time) {
-	window := a.cfg.Filter.ResetWindow.Duration
-	if tk == nil || window <= 0 {
-		return
-	}
-	until := now.Add(window)
-	merged := filter.Takeover{}
-	if cur := a.decider.Takeover(); cur != nil {
-		merged = *cur
-	}
-	for b := range uint16(table.Buckets) {
-		if tk.Has(b) {
-			merged.Set(b)
-		}
-	}
-	a.decider.SetTakeover(&merged)
-	if !a.resetOpen {
-		if err := rules.SetReset(a.runCtx, a.spec, true); err != nil {
-			a.log.Error("Opening the reset window failed: orphaned clients will wait for their own timeout.", "err", err)
-			a.decider.SetTakeover(nil)
-			return
-		}
-		a.resetOpen = true
-	}
-	a.resetUntil = until
-	a.log.Info("Resetting the dead node's orphaned connections.", "buckets", tk.Len(), "until", until.Format(time.RFC3339))
-	time.AfterFunc(window, a.closeResets)
-}
-
-// closeResets ends the reset window once its last extension has passed.
-func (a *Agent) closeResets() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.resetOpen || time.Now().Before(a.resetUntil) {
-		return
-	}
-	if err := rules.SetReset(context.WithoutCancel(a.runCtx), a.spec, false); err != nil {
-		a.log.Error("Closing the reset window failed.", "err", err)
-	}
-	a.decider.SetTakeover(nil)
-	a.resetOpen = false
-	a.log.Info("Reset window closed.")
-}
-
-// New converts a validated config into the components' settings and checks it
-// against this host (interfaces exist, key readable). It installs nothing.
+// New checks a loaded config against this host (interfaces, key, password
+// file, scripts) and prepares every component with the real OS parts. It
+// installs nothing and starts nothing.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log, drainTimeout: cfg.Node.DrainTimeout.Duration, runCtx: context.Background()}
-	var errs []error
+	return NewWith(cfg, log, Deps{})
+}
+
+// NewWith is New with some OS parts replaced (nil fields get the real ones).
+func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
+	if err := cfg.CheckHost(); err != nil {
+		return nil, err
+	}
 	intent, err := loadIntent(cfg.StateDir)
 	if err != nil {
-		errs = append(errs, err)
-	}
-	a.intent = intent
-	spec := rules.Spec{Self: uint8(cfg.Node.ID), Queue: uint16(cfg.Filter.Queue), Queues: uint16(cfg.Filter.Queues)}
-	for i, v := range cfg.VIP {
-		addr, err := netip.ParseAddr(v.Address)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("vip[%d].address: %w", i, err))
-			continue
-		}
-		if _, err := net.InterfaceByName(v.Interface); err != nil {
-			errs = append(errs, fmt.Errorf("vip[%d].interface: %q not found on this host (ip link lists interfaces)", i, v.Interface))
-		}
-		mode, err := vip.ParseMode(v.Mode)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("vip[%d].mode: %w", i, err))
-		}
-		spec.VIPs = append(spec.VIPs, addr)
-		a.vips = append(a.vips, vip.Config{Addr: addr, Interface: v.Interface, Mode: mode})
-	}
-	for i, r := range cfg.Rule {
-		fr, err := filterRule(r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rule[%d]: %w", i, err))
-			continue
-		}
-		spec.Rules = append(spec.Rules, fr)
+		return nil, err
 	}
 	key, err := config.ReadKeyFile(cfg.Gossip.KeyFile)
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	a.spec = spec
-	a.handoff.delay = cfg.Gossip.HandoffDelay.Duration
+	self := uint8(cfg.Node.ID)
+	vips := cfg.VIPs()
+	var addrs []netip.Addr
+	for _, v := range vips {
+		addrs = append(addrs, v.Addr)
+	}
+	spec := rules.Spec{Self: self, VIPs: addrs, Rules: cfg.Rules(), Queue: uint16(cfg.Filter.Queue), Queues: uint16(cfg.Filter.Queues)}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Engine == nil {
+		d.Engine = nfqueue.New(spec, log.With("component", "filter"))
+	}
+	if d.VIP == nil {
+		d.VIP = vipClaim{claim: vip.New(vips, log.With("component", "vip")), log: log.With("component", "vip")}
+	}
+	if d.Flows == nil {
+		d.Flows = func(ctx context.Context) (int, error) {
+			return flows.Count(ctx, filter.Mark(self), 0xffffffff, addrs)
+		}
+	}
+	a := &Agent{
+		cfg: cfg, log: log, engine: d.Engine, vip: d.VIP, flows: d.Flows,
+		settings: plan.Settings{Self: self, HandoffDelay: cfg.Gossip.HandoffDelay.Duration, ResetWindow: cfg.Filter.ResetWindow.Duration},
+		events:   events.NewRing(0, log.With("component", "events")),
+		tasks:    newTasks(),
+		kick:     make(chan struct{}, 1),
+		leaveReq: make(chan chan struct{}),
+	}
 	// Build the table's per-id orders now (up to 0.3 s for high ids), not on
 	// the first membership change when a takeover is waiting for it.
-	table.Compute([]table.Member{{ID: spec.Self, Weight: 1}})
-	a.decider = filter.NewDecider(spec.Self, spec.Rules)
+	table.Compute([]table.Member{{ID: self, Weight: 1}})
 	var witnessOK func() bool
 	if cfg.Gossip.Witness != "" {
 		a.witness = newWitness(cfg.Gossip.Witness, log.With("component", "witness"))
 		witnessOK = a.witness.OK
 	}
-	weight := uint32(100)
-	if cfg.Node.Weight != nil {
-		weight = uint32(*cfg.Node.Weight)
-	}
-	a.weight = weight
+	start := localState{Intent: intent, Weight: cfg.Weight()}
 	a.members = member.New(member.Config{
-		Name: cfg.Node.Name, ID: uint8(cfg.Node.ID), Weight: weight,
+		Name: cfg.Node.Name, ID: self, Weight: start.Weight, State: start.State(),
 		Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Join: cfg.Gossip.Join, Key: key,
 		RetryInterval: cfg.Gossip.RetryInterval.Duration,
 		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
 		SuspicionMult: cfg.Gossip.SuspicionMult,
-		State:         effectiveState(intent, false),
 		OnAction:      a.onAction,
 		WitnessOK:     witnessOK,
 	}, log.With("component", "member"), a.onView)
-	a.events = events.NewRing(0, log.With("component", "events"))
-	var specs []checkers.Spec
-	for _, c := range cfg.Checker {
-		specs = append(specs, checkers.Spec{
-			Name: c.Name, Type: c.Type, Target: c.Target, Interval: c.Interval.Duration, Timeout: c.Timeout.Duration,
-			Fall: c.Fall, Rise: c.Rise, Action: c.Action, Expect: c.Expect, Body: c.Body, Host: c.Host, SkipVerify: c.SkipVerify,
-		})
-	}
+	a.local = &local{cur: start, dir: cfg.StateDir, publish: a.members.SetLocal}
 	firstVIP := ""
-	if len(spec.VIPs) > 0 {
-		firstVIP = spec.VIPs[0].String()
+	if len(addrs) > 0 {
+		firstVIP = addrs[0].String()
 	}
-	mon, err := checkers.New(specs, checkers.AppScripts{
+	mon, err := checkers.New(cfg.CheckerSpecs(), checkers.AppScripts{
 		Start: cfg.App.Start, Stop: cfg.App.Stop, Timeout: cfg.App.Timeout.Duration,
 		MaxRestarts: cfg.App.MaxRestarts, Window: cfg.App.RestartWindow.Duration,
-	},
-		a, a.events, cfg.Node.Name, firstVIP, log)
+	}, a, a.events, cfg.Node.Name, firstVIP, log)
 	if err != nil {
 		return nil, err
 	}
@@ -261,133 +178,161 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-func filterRule(r config.Rule) (filter.Rule, error) {
-	var fr filter.Rule
-	var err error
-	if fr.Proto, err = filter.ParseProto(r.Proto); err != nil {
-		return fr, fmt.Errorf("proto: %w", err)
-	}
-	ports, err := filter.ParsePorts(r.Ports)
-	if err != nil {
-		return fr, fmt.Errorf("ports: %w", err)
-	}
-	fr.Ports = ports
-	if fr.Affinity, err = filter.ParseAffinity(r.Affinity); err != nil {
-		return fr, fmt.Errorf("affinity: %w", err)
-	}
-	return fr, nil
+// vipClaim adapts package vip to VIPClaim.
+type vipClaim struct {
+	claim *vip.Claim
+	log   *slog.Logger
 }
 
-// onView hands every new owner table to the data path.
-func (a *Agent) onView(v member.View) {
-	a.mu.Lock()
+func (v vipClaim) Cleanup(ctx context.Context) error { return vip.Cleanup(ctx, v.log) }
+func (v vipClaim) Run(ctx context.Context, ready func()) error {
+	return v.claim.Run(ctx, ready)
+}
+
+// onView receives every new farm view from membership (one at a time, in
+// order): it hands the view to the planner and records the state changes it
+// shows. It takes no lock and makes no OS call.
+func (a *Agent) onView(v view.View) {
+	a.view.Store(&v)
+	a.kickPlanner()
 	prev := a.lastNodes
 	a.lastNodes = v.Nodes
-	a.view = v
-	a.mu.Unlock()
-	a.applyTable()
 	for _, e := range stateEvents(prev, v.Nodes, v.Shares) {
 		a.events.Add(e)
 	}
 }
 
-// Run brings the node into the farm and keeps it there until ctx ends.
-// Order matters: the rules go in first so that, from the moment the VIP is
-// claimed, traffic is either decided by us or dropped (fail closed); on the way
-// out we leave the farm first (peers take over at once), then release the VIP,
-// then remove the rules.
+// stages runs the agent's components, each under a context of its own so
+// they can be stopped one after another in the shutdown order, all in one
+// errgroup. A component that returns while its context is still live has
+// failed (an error, or an unexpected stop): that ends the agent, which
+// then exits non-zero.
+type stages struct {
+	g    errgroup.Group
+	fail context.CancelCauseFunc
+
+	mu      sync.Mutex
+	failure error // the first component failure
+}
+
+// failed records the first failure and ends the agent's context with it.
+func (s *stages) failed(err error) {
+	s.mu.Lock()
+	if s.failure == nil {
+		s.failure = err
+	}
+	s.mu.Unlock()
+	s.fail(err)
+}
+
+// start runs fn as the named component and returns the function that stops
+// it and waits for it.
+func (s *stages) start(name string, fn func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.g.Go(func() error {
+		defer close(done)
+		err := fn(ctx)
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			err = fmt.Errorf("%s: %w", name, err)
+			s.failed(err)
+			return err
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
+	return func() { cancel(); <-done }
+}
+
+// Run brings the node into the farm and keeps it there until ctx ends or a
+// component fails, then takes it out again and returns; the error is the
+// failure, or a failure to clean up, or nil.
+//
+// Order matters: the engine's rules go in first so that, from the moment the
+// VIP is claimed, traffic is either decided by us or dropped (fail closed);
+// on the way out the node first stops answering new connections, then leaves
+// the farm (peers take over at once), stops its checkers and background
+// work, releases the VIP, and only then removes the rules. Every goroutine
+// and timer this starts has ended when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
 	log := a.log
-	a.runCtx = ctx
+	trouble, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	s := &stages{fail: fail}
+
 	// A crashed agent left its VIP and its rules: the rules still drop
-	// (fail closed). Remove the VIP first, then replace the rules in one
-	// transaction: removing the rules first would leave the VIP answered
-	// by every node's stack for a moment.
-	if err := vip.Cleanup(ctx, log.With("component", "vip")); err != nil {
+	// (fail closed). Remove the VIP first; the engine then replaces the rules
+	// in one transaction (removing the rules first would leave the VIP
+	// answered by every node's stack for a moment).
+	if err := a.vip.Cleanup(ctx); err != nil {
 		log.Warn("Removing leftover VIP set-up failed.", "err", err)
 	}
-	if err := rules.Install(ctx, a.spec); err != nil {
-		return fmt.Errorf("install filter rules: %w", err)
+	stopEngine := s.start("data path", a.engine.Run)
+	select {
+	case <-a.engine.Ready():
+	case <-trouble.Done():
+		stopEngine()
+		return a.result(s)
 	}
-	log.Info("Filter rules installed.", "vips", len(a.spec.VIPs), "rules", len(a.spec.Rules))
-	defer func() {
-		if err := rules.Remove(context.WithoutCancel(ctx)); err != nil {
-			log.Error("Removing filter rules failed; run farm cleanup.", "err", err)
-		} else {
-			log.Info("Filter rules removed.")
-		}
-	}()
-
-	engine := filter.NewEngine(a.decider, a.spec.Queue, a.spec.Queues, log.With("component", "filter"))
-	claim := vip.New(a.vips, log.With("component", "vip"))
-
-	dataCtx, stopData := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopData()
-	memberCtx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopMembers()
-
-	g, gctx := errgroup.WithContext(dataCtx)
-	g.Go(func() error { return engine.Run(gctx) })
-	g.Go(func() error {
-		// Claim the VIP only once every queue listens: before that, SYNs
-		// would be dropped by a queue nobody reads.
-		select {
-		case <-engine.Ready():
-		case <-gctx.Done():
-			return nil
-		}
-		return claim.Run(gctx, func() { log.Info("VIPs claimed.", "vips", a.spec.VIPs) })
+	stopPlanner := s.start("planner", a.planLoop)
+	// Claim the VIP only once the engine decides: before that, SYNs would
+	// be dropped by a queue nobody reads.
+	stopVIP := s.start("vip", func(ctx context.Context) error {
+		return a.vip.Run(ctx, func() { log.Info("VIPs claimed.", "vips", len(a.cfg.VIP)) })
 	})
-	if a.intent != IntentUp {
-		log.Info("Node stays out of the farm: an operator stopped it (farm start NODE brings it back).", "intent", a.intent)
+	st := a.local.get()
+	if st.Intent != IntentUp {
+		log.Info("Node stays out of the farm: an operator stopped it (farm start NODE brings it back).", "intent", st.Intent)
 		a.monitor.Pause()
-	}
-	if a.cfg.App.Start != "" && a.intent == IntentUp {
-		r := a.monitor.StartApp(ctx)
+	} else if a.cfg.App.Start != "" {
+		r := a.monitor.StartApp(trouble)
 		log.Info("Application start script ran.", "exit", r.ExitCode, "took", r.Duration.Round(time.Millisecond), "err", r.Err)
 	}
+	stopMembers := s.start("membership", a.members.Run)
+	stopWitness := func() {}
 	if a.witness != nil {
-		go a.witness.run(memberCtx, a.members.Refresh)
+		stopWitness = s.start("witness", func(ctx context.Context) error {
+			a.witness.run(ctx, a.members.Refresh)
+			return nil
+		})
 	}
-	memberDone := make(chan error, 1)
-	go func() { memberDone <- a.members.Run(memberCtx) }()
-	monitorDone := make(chan error, 1)
-	go func() { monitorDone <- a.monitor.Run(memberCtx) }()
-	consoleCtx, stopConsole := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsole()
-	consoleDone := make(chan error, 1)
-	go func() { consoleDone <- a.console.Run(consoleCtx) }()
+	stopMonitor := s.start("checkers", a.monitor.Run)
+	stopConsole := s.start("console", a.console.Run)
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case <-gctx.Done():
-		runErr = g.Wait()
-		if runErr == nil {
-			runErr = errors.New("data path stopped unexpectedly")
-		}
-	case err := <-memberDone:
-		memberDone <- err
-		runErr = fmt.Errorf("membership: %w", err)
-	case err := <-consoleDone:
-		consoleDone <- err
-		runErr = err
+	<-trouble.Done()
+	if err := s.firstFailure(); err != nil {
+		log.Error("A component failed; shutting down.", "err", err)
 	}
 	log.Info("Shutting down: no new connections, then leaving the farm.")
-	a.mu.Lock()
-	a.leaving = true
-	a.mu.Unlock()
-	a.applyTable()
+	a.leave()
+	stopWitness()
 	stopMembers()
-	if err := <-memberDone; err != nil && runErr == nil {
-		runErr = err
-	}
-	<-monitorDone
-	stopData()
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
-		runErr = err
-	}
+	stopMonitor()
+	a.tasks.stop()
+	stopVIP()
+	stopPlanner()
+	stopEngine()
 	stopConsole()
-	<-consoleDone
-	return runErr
+	return a.result(s)
+}
+
+// result waits for every component and picks Run's error: the failure that
+// ended the agent, else the first error while stopping, else nil.
+func (a *Agent) result(s *stages) error {
+	err := s.g.Wait()
+	if f := s.firstFailure(); f != nil {
+		return f
+	}
+	return err
+}
+
+func (s *stages) firstFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure
 }

@@ -6,89 +6,70 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/farm/table"
 )
 
-// setIntent records an operator's wish, persists it and republishes the
-// node's state so every node recomputes its table.
-func (a *Agent) setIntent(in Intent) error {
-	a.mu.Lock()
-	prev := a.intent
-	a.intent = in
-	st := effectiveState(a.intent, a.appFailed)
-	if a.drainCancel != nil && in != IntentDraining {
-		a.drainCancel()
-		a.drainCancel = nil
-	}
-	a.mu.Unlock()
-	if err := saveIntent(a.cfg.StateDir, in); err != nil {
-		return err
-	}
-	a.log.Info("Operator intent changed.", "from", prev, "to", in, "state", st)
-	return a.members.SetState(st)
-}
-
 // SetFailed is the hook for the application checkers: a failed application
 // takes the node out of the farm until it passes again.
 func (a *Agent) SetFailed(failed bool, reason string) {
-	a.mu.Lock()
-	changed := a.appFailed != failed
-	a.appFailed = failed
-	st := effectiveState(a.intent, a.appFailed)
-	a.mu.Unlock()
-	if !changed {
-		return
-	}
-	a.log.Info("Application health changed.", "failed", failed, "reason", reason, "state", st)
-	if err := a.members.SetState(st); err != nil {
+	before, after, err := a.local.update(func(s *localState) { s.AppFailed = failed })
+	if err != nil {
 		a.log.Error("Publishing the node state failed.", "err", err)
+	}
+	if before.AppFailed != after.AppFailed {
+		a.log.Info("Application health changed.", "failed", failed, "reason", reason, "state", after.State())
 	}
 }
 
-// onAction runs an operator action on this node.
+// onAction runs an operator action (stop, start, drain) on this node; it is
+// called for local requests and for requests other nodes forward.
 func (a *Agent) onAction(action string) error {
 	in, err := intentForAction(action)
 	if err != nil {
 		return err
 	}
-	if in == IntentUp {
-		a.mu.Lock()
-		if a.intent == IntentStopped && a.actingCheckers() {
+	before, after, err := a.local.update(func(s *localState) {
+		if in == IntentUp && s.Intent == IntentStopped && a.actingCheckers() {
 			// A stopped node's checkers are paused; started again, it
 			// waits for them to pass (the monitor clears this) instead of
 			// showing up and failing a moment later.
-			a.appFailed = true
+			s.AppFailed = true
 		}
-		a.mu.Unlock()
-	}
-	if err := a.setIntent(in); err != nil {
+		s.Intent = in
+	})
+	if err != nil {
 		return err
 	}
+	a.log.Info("Operator intent changed.", "from", before.Intent, "to", after.Intent, "state", after.State())
 	a.events.Add(events.Event{Node: a.cfg.Node.Name, What: "operator." + action, Why: "requested through the API"})
+	if in != IntentDraining {
+		a.cancelDrain()
+	}
 	switch in {
 	case IntentDraining:
 		a.startDrain()
 	case IntentStopped:
 		a.stopApp()
 	case IntentUp:
-		go func() {
+		a.tasks.spawn(func(ctx context.Context) {
 			if a.cfg.App.Start != "" {
-				r := a.monitor.StartApp(a.runCtx)
+				r := a.monitor.StartApp(ctx)
 				a.log.Info("Application start script ran.", "exit", r.ExitCode, "err", r.Err)
 			}
 			a.monitor.Reset()
-		}()
+		})
 	}
 	return nil
 }
 
 // actingCheckers reports whether any checker decides membership.
 func (a *Agent) actingCheckers() bool {
-	for _, c := range a.cfg.Checker {
-		if c.Action != "none" {
+	for _, c := range a.cfg.CheckerSpecs() {
+		if c.Action != checkers.ActionNone {
 			return true
 		}
 	}
@@ -102,64 +83,88 @@ func (a *Agent) stopApp() {
 	if a.cfg.App.Stop == "" {
 		return
 	}
-	go func() {
-		r := a.monitor.StopApp(a.runCtx)
+	a.tasks.spawn(func(ctx context.Context) {
+		r := a.monitor.StopApp(ctx)
 		a.log.Info("Application stop script ran.", "exit", r.ExitCode, "err", r.Err)
-	}()
+	})
 }
 
-// startDrain waits until the node's established flows are gone (or the drain
-// timeout passes), then turns the drain into a stop. New connections already
-// go to the others: a draining node owns no buckets.
+// cancelDrain ends a drain in progress (a start or stop overrides it).
+func (a *Agent) cancelDrain() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.drainCancel != nil {
+		a.drainCancel()
+		a.drainCancel = nil
+	}
+}
+
+// drainPoll is how often a drain counts the node's flows.
+const drainPoll = 500 * time.Millisecond
+
+// startDrain waits, in the background, until the node's established flows
+// are gone (or the drain timeout passes), then turns the drain into a stop.
+// New connections already go to the others: a draining node owns no
+// buckets.
 func (a *Agent) startDrain() {
-	ctx, cancel := context.WithTimeout(a.runCtx, a.drainTimeout)
+	timeout := a.cfg.Node.DrainTimeout.Duration
 	a.mu.Lock()
 	if a.drainCancel != nil {
 		a.drainCancel()
 	}
+	ctx, cancel := context.WithTimeout(a.tasks.ctx, timeout)
 	a.drainCancel = cancel
 	a.mu.Unlock()
-	go func() {
-		defer cancel()
-		start := time.Now()
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			n, err := a.flows(ctx)
-			if err != nil {
-				a.log.Warn("Counting flows failed while draining.", "err", err)
-			} else if n == 0 {
-				a.log.Info("Drain complete: no flows left.", "after", time.Since(start).Round(time.Millisecond))
-				break
-			}
-			select {
-			case <-ctx.Done():
-				if errors.Is(ctx.Err(), context.Canceled) {
-					return // start/stop overrode the drain, or shutdown
-				}
-				a.log.Warn("Drain timed out with flows left; stopping anyway.", "flows", n, "timeout", a.drainTimeout)
-			case <-tick.C:
-				continue
-			}
-			break
-		}
-		a.mu.Lock()
-		still := a.intent == IntentDraining
-		a.mu.Unlock()
-		if still {
-			if err := a.setIntent(IntentStopped); err != nil {
-				a.log.Error("Finishing the drain failed.", "err", err)
-				return
-			}
-			a.events.Add(events.Event{Node: a.cfg.Node.Name, What: "drain.done", Why: "no flows left or drain timeout"})
-			a.stopApp()
-		}
-	}()
+	if !a.tasks.spawn(func(context.Context) { defer cancel(); a.drain(ctx, timeout) }) {
+		cancel()
+	}
 }
 
-// flows counts this node's established flows to the VIPs.
-func (a *Agent) flows(ctx context.Context) (int, error) {
-	return countFlows(ctx, a.spec.Self, a.spec.VIPs)
+// drain is the body of startDrain.
+func (a *Agent) drain(ctx context.Context, timeout time.Duration) {
+	start := time.Now()
+	tick := time.NewTicker(drainPoll)
+	defer tick.Stop()
+	last, lastErr := -1, error(nil) // -1: never counted
+wait:
+	for {
+		n, err := a.flows(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			lastErr = err
+			a.log.Warn("Counting flows failed while draining; trying again.", "err", err)
+		case err == nil && n == 0:
+			a.log.Info("Drain complete: no flows left.", "after", time.Since(start).Round(time.Millisecond))
+			break wait
+		case err == nil:
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return // start/stop overrode the drain, or shutdown
+			}
+			if last >= 0 {
+				a.log.Warn("Drain timed out with flows left; stopping anyway.", "flows", last, "timeout", timeout)
+			} else {
+				a.log.Warn("Drain timed out without ever counting the flows; stopping anyway.", "timeout", timeout, "err", lastErr)
+			}
+			break wait
+		case <-tick.C:
+		}
+	}
+	_, after, err := a.local.update(func(s *localState) {
+		if s.Intent == IntentDraining {
+			s.Intent = IntentStopped
+		}
+	})
+	switch {
+	case err != nil:
+		a.log.Error("Finishing the drain failed.", "err", err)
+	case after.Intent == IntentStopped:
+		a.events.Add(events.Event{Node: a.cfg.Node.Name, What: "drain.done", Why: "no flows left or drain timeout"})
+		a.stopApp()
+	}
 }
 
 // Status implements console.Farm.

@@ -4,14 +4,14 @@ import (
 	"fmt"
 
 	"github.com/webfarm/farm/farm/events"
-	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/farm/view"
 )
 
 // stateEvents turns the difference between two views into farm events: a node
 // appearing, changing state, or its share moving. Pure, so it is tested
 // without serf.
-func stateEvents(prev, cur []member.Node, shares map[uint8]int) []events.Event {
-	old := make(map[string]member.Node, len(prev))
+func stateEvents(prev, cur []view.Node, shares map[uint8]int) []events.Event {
+	old := make(map[string]view.Node, len(prev))
 	for _, n := range prev {
 		old[n.Name] = n
 	}

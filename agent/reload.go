@@ -16,22 +16,16 @@ func (a *Agent) Reload(next *config.Config) error {
 	if next.Node.Name != cur.Node.Name || next.Node.ID != cur.Node.ID {
 		return fmt.Errorf("node.name and node.id cannot change on reload (restart the agent)")
 	}
-	w := uint32(100)
-	if next.Node.Weight != nil {
-		w = uint32(*next.Node.Weight)
+	w := next.Weight()
+	before, _, err := a.local.update(func(s *localState) { s.Weight = w })
+	if err != nil {
+		return err
 	}
-	a.mu.Lock()
-	old := a.weight
-	a.weight = w
-	a.mu.Unlock()
-	if w != old {
-		if err := a.members.SetWeight(w); err != nil {
-			return err
-		}
-		a.log.Info("Weight changed.", "from", old, "to", w)
+	if before.Weight != w {
+		a.log.Info("Weight changed.", "from", before.Weight, "to", w)
 	}
 	// a.cfg stays the config the agent started with (read without a lock
-	// by every component); only the weight lives on, in a.weight.
+	// by every component); only the weight lives on, in the local state.
 	for _, d := range restartOnly(cur, next) {
 		a.log.Warn("Config change needs an agent restart to take effect.", "section", d)
 	}

@@ -3,23 +3,24 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
-	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/farm/view"
 )
 
 func TestEffectiveState(t *testing.T) {
 	tests := []struct {
 		intent Intent
 		failed bool
-		want   member.State
+		want   view.State
 	}{
-		{IntentUp, false, member.StateUp},
-		{IntentUp, true, member.StateFailed},
-		{IntentStopped, false, member.StateStopped},
-		{IntentStopped, true, member.StateStopped},
-		{IntentDraining, false, member.StateDraining},
-		{IntentDraining, true, member.StateDraining},
+		{IntentUp, false, view.StateUp},
+		{IntentUp, true, view.StateFailed},
+		{IntentStopped, false, view.StateStopped},
+		{IntentStopped, true, view.StateStopped},
+		{IntentDraining, false, view.StateDraining},
+		{IntentDraining, true, view.StateDraining},
 	}
 	for _, tc := range tests {
 		if got := effectiveState(tc.intent, tc.failed); got != tc.want {
@@ -50,8 +51,17 @@ func TestIntentPersistence(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadIntent(dir); err == nil {
-		t.Fatal("corrupt state file: want error")
+	_, err := loadIntent(dir)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "state.json")) || !strings.Contains(err.Error(), "delete it") {
+		t.Fatalf("corrupt state file: %v, want an error naming the file and how to reset it", err)
+	}
+	// A save replaces the corrupt file and leaves no temp file behind.
+	if err := saveIntent(dir, IntentUp); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("state dir holds %d files after a save, want only state.json", len(ents))
 	}
 }
 

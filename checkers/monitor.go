@@ -95,10 +95,15 @@ type result struct {
 	err     error
 }
 
-// New validates specs and prepares a Monitor for them. app holds the
-// scripts a restart runs; node is told when the node must leave or may
-// rejoin the farm; every decision is recorded in ev. nodeName and vip are
+// New prepares a Monitor for specs, which are complete and valid
+// (config.CheckerSpecs makes them so; New does not check them again). app
+// holds the scripts a restart runs; node is told when the node must leave or
+// may rejoin the farm; every decision is recorded in ev. nodeName and vip are
 // given to scripts as FARM_NODE and FARM_VIP. New starts nothing.
+//
+// New fails only on specs the Monitor cannot run at all, which is a bug in
+// the caller: an unknown type, an interval that is not positive, or two
+// specs with one name (the recovery policy tells checkers apart by name).
 func New(specs []Spec, app AppScripts, node Node, ev *events.Ring, nodeName, vip string, log *slog.Logger) (*Monitor, error) {
 	if node == nil || ev == nil {
 		return nil, errors.New("checkers: New needs a Node and an events ring")
@@ -109,26 +114,19 @@ func New(specs []Spec, app AppScripts, node Node, ev *events.Ring, nodeName, vip
 	log = log.With("component", "checkers")
 	env := []string{"FARM_NODE=" + nodeName, "FARM_VIP=" + vip}
 
-	norm := make([]Spec, len(specs))
-	for i, s := range specs {
-		if s.VIP == "" {
-			s.VIP = vip
-		}
-		norm[i] = s.WithDefaults()
-	}
-	if err := validateAll(norm); err != nil {
-		return nil, err
-	}
 	m := &Monitor{
 		runner: &script.Runner{StartPath: app.Start, StopPath: app.Stop, Timeout: app.Timeout, Env: env, Log: log},
 		node:   node, ev: ev, nodeName: nodeName, log: log, now: time.Now,
 		results: make(chan result),
 		opsSig:  make(chan struct{}, 1),
 	}
-	actions := make(map[string]string, len(norm))
-	for _, s := range norm {
-		if s.Action == ActionRestart && app.Start == "" {
-			return nil, fmt.Errorf("checker %q: action restart needs an [app] start script; set app.start or use action wait or stop", s.Name)
+	actions := make(map[string]string, len(specs))
+	for _, s := range specs {
+		if s.Interval <= 0 {
+			return nil, fmt.Errorf("checkers: checker %q: interval %v is not positive (specs come complete from the config)", s.Name, s.Interval)
+		}
+		if _, dup := actions[s.Name]; dup {
+			return nil, fmt.Errorf("checkers: two checkers are named %q", s.Name)
 		}
 		p, err := NewProbe(s, env)
 		if err != nil {
@@ -300,7 +298,7 @@ func (m *Monitor) restart(ctx context.Context) error {
 	var errs []error
 	for _, run := range []func(context.Context) script.Result{m.runner.Stop, m.runner.Start} {
 		if res := run(ctx); res.Err != nil {
-			errs = append(errs, fmt.Errorf("%w (output: %s)", res.Err, lastLine(res.Output, 200)))
+			errs = append(errs, fmt.Errorf("%w (output: %s)", res.Err, script.LastLine(res.Output, 200)))
 		}
 	}
 	return errors.Join(errs...)

@@ -257,17 +257,21 @@ func TestMonitorWaitAction(t *testing.T) {
 	}
 }
 
+// TestNewRejects covers the guards New keeps against specs no config would
+// make; everything else the config validates.
 func TestNewRejects(t *testing.T) {
 	ev := events.NewRing(0, nil)
+	zeroInterval := completeSpec(TypeTCP, "127.0.0.1:80")
+	zeroInterval.Interval = 0
 	tests := []struct {
 		name    string
 		specs   []Spec
 		app     AppScripts
 		wantErr string
 	}{
-		{"bad spec", []Spec{{Type: "ping", Target: "x"}}, AppScripts{Start: "/s"}, `type "ping"`},
-		{"restart without start script", []Spec{{Type: TypeTCP, Target: "127.0.0.1:80"}}, AppScripts{}, "needs an [app] start script"},
-		{"duplicate names", []Spec{{Type: TypeTCP, Target: "127.0.0.1:80", Action: ActionNone}, {Type: TypeTCP, Target: "127.0.0.1:81", Action: ActionNone}}, AppScripts{}, "name used twice"},
+		{"unknown type", []Spec{completeSpec("ping", "x")}, AppScripts{Start: "/s"}, `unknown type "ping"`},
+		{"zero interval", []Spec{zeroInterval}, AppScripts{}, "interval 0s is not positive"},
+		{"duplicate names", []Spec{completeSpec(TypeTCP, "127.0.0.1:80"), completeSpec(TypeTCP, "127.0.0.1:81")}, AppScripts{}, `two checkers are named "tcp"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,14 +27,12 @@ type Probe interface {
 	Check(ctx context.Context) error
 }
 
-// NewProbe builds the probe for s (after WithDefaults and Validate). Its
-// Check applies s.Timeout. env is added to a script checker's environment
-// (FARM_NODE, FARM_VIP); FARM_ACTION=check and FARM_CHECKER are added here.
+// NewProbe builds the probe for s, a complete Spec (see Spec: the config
+// validated it). Its Check applies s.Timeout. env is added to a script
+// checker's environment (FARM_NODE, FARM_VIP); FARM_ACTION=check and
+// FARM_CHECKER are added here. The only error is an unknown type or a vip
+// target that is no address, which a validated Spec never has.
 func NewProbe(s Spec, env []string) (Probe, error) {
-	s = s.WithDefaults()
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
 	var p Probe
 	switch s.Type {
 	case TypeTCP:
@@ -49,7 +47,13 @@ func NewProbe(s Spec, env []string) (Probe, error) {
 	case TypeInterface:
 		p = interfaceProbe{name: s.Target}
 	case TypeVIP:
-		p = vipProbe{addr: netip.MustParseAddr(s.Target).Unmap()} // Validate parsed it
+		a, err := netip.ParseAddr(s.Target)
+		if err != nil {
+			return nil, fmt.Errorf("checkers: checker %q: vip target %q is not an IP address", s.Name, s.Target)
+		}
+		p = vipProbe{addr: a.Unmap()}
+	default:
+		return nil, fmt.Errorf("checkers: checker %q: unknown type %q", s.Name, s.Type)
 	}
 	return timedProbe{p: p, timeout: s.Timeout}, nil
 }
@@ -199,23 +203,10 @@ func (p scriptProbe) Check(ctx context.Context) error {
 	if res.Err == nil {
 		return nil
 	}
-	if line := lastLine(res.Output, 200); line != "" {
+	if line := script.LastLine(res.Output, 200); line != "" {
 		return fmt.Errorf("%w: %s", res.Err, line)
 	}
 	return res.Err
-}
-
-// lastLine returns the last non-empty line of s, at most max bytes: where a
-// failing script usually says why.
-func lastLine(s string, max int) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[i+1:])
-	}
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return s
 }
 
 type interfaceProbe struct{ name string }

@@ -14,6 +14,18 @@ import (
 	"time"
 )
 
+// completeSpec is a Spec as config.CheckerSpecs makes it, every field set,
+// with a timeout generous enough for a loaded test machine. Tests change
+// the fields they are about.
+func completeSpec(typ, target string) Spec {
+	s := Spec{Name: typ, Type: typ, Target: target, Interval: 20 * time.Second, Timeout: 10 * time.Second,
+		Fall: DefaultFall, Rise: DefaultRise, Action: ActionNone}
+	if typ == TypeHTTP {
+		s.Expect = DefaultExpect
+	}
+	return s
+}
+
 // probeOnce builds the probe for s and runs it once with a generous deadline.
 func probeOnce(t *testing.T, s Spec) error {
 	t.Helper()
@@ -69,7 +81,7 @@ func TestTCPProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantResult(t, probeOnce(t, Spec{Type: TypeTCP, Target: tt.target, Timeout: 5 * time.Second}), tt.wantErr)
+			wantResult(t, probeOnce(t, completeSpec(TypeTCP, tt.target)), tt.wantErr)
 		})
 	}
 }
@@ -124,10 +136,14 @@ func TestHTTPProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := tt.spec
-			s.Type = TypeHTTP
-			if s.Timeout == 0 {
-				s.Timeout = 10 * time.Second
+			// The table gives the target and what differs from a complete spec.
+			s := completeSpec(TypeHTTP, tt.spec.Target)
+			s.Body, s.Host, s.SkipVerify = tt.spec.Body, tt.spec.Host, tt.spec.SkipVerify
+			if tt.spec.Expect != 0 {
+				s.Expect = tt.spec.Expect
+			}
+			if tt.spec.Timeout != 0 {
+				s.Timeout = tt.spec.Timeout
 			}
 			wantResult(t, probeOnce(t, s), tt.wantErr)
 		})
@@ -158,10 +174,12 @@ func TestScriptProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := tt.spec
-			s.Type = TypeScript
-			if s.Timeout == 0 {
-				s.Timeout = 10 * time.Second
+			s := completeSpec(TypeScript, tt.spec.Target)
+			if tt.spec.Name != "" {
+				s.Name = tt.spec.Name
+			}
+			if tt.spec.Timeout != 0 {
+				s.Timeout = tt.spec.Timeout
 			}
 			p, err := NewProbe(s, []string{"FARM_NODE=web1", "FARM_VIP=10.0.0.100"})
 			if err != nil {
@@ -179,12 +197,19 @@ func TestInterfaceAndVIPProbes(t *testing.T) {
 		spec    Spec
 		wantErr string
 	}{
-		{"loopback up", Spec{Type: TypeInterface, Target: lo}, ""},
-		{"no such interface", Spec{Type: TypeInterface, Target: "nosuch0"}, `interface "nosuch0"`},
-		{"vip configured", Spec{Type: TypeVIP, Target: "127.0.0.1"}, ""},
-		{"vip from the farm", Spec{Type: TypeVIP, VIP: "127.0.0.1"}, ""},
-		{"vip not configured", Spec{Type: TypeVIP, Target: "198.51.100.77"}, "198.51.100.77 is not configured"},
+		{"loopback up", completeSpec(TypeInterface, lo), ""},
+		{"no such interface", completeSpec(TypeInterface, "nosuch0"), `interface "nosuch0"`},
+		{"vip configured", completeSpec(TypeVIP, "127.0.0.1"), ""},
+		{"vip not configured", completeSpec(TypeVIP, "198.51.100.77"), "198.51.100.77 is not configured"},
 	}
+	// The probe looks for Target; VIP is only informational.
+	other := completeSpec(TypeVIP, "127.0.0.1")
+	other.VIP = "198.51.100.77"
+	tests = append(tests, struct {
+		name    string
+		spec    Spec
+		wantErr string
+	}{"target, not VIP", other, ""})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantResult(t, probeOnce(t, tt.spec), tt.wantErr)
@@ -223,49 +248,24 @@ func TestTimedProbe(t *testing.T) {
 	}
 }
 
-func TestSpecValidate(t *testing.T) {
-	tests := []struct {
+// TestNewProbeRejects covers the only errors left to NewProbe: specs no
+// config would make (the config validates every field).
+func TestNewProbeRejects(t *testing.T) {
+	bad := completeSpec("ping", "x")
+	badVIP := completeSpec(TypeVIP, "10.0.0.300")
+	for _, tt := range []struct {
 		name    string
 		spec    Spec
 		wantErr string
 	}{
-		{"tcp ok", Spec{Type: TypeTCP, Target: "127.0.0.1:80"}, ""},
-		{"tcp no port", Spec{Type: TypeTCP, Target: "127.0.0.1"}, "not host:port"},
-		{"http ok", Spec{Type: TypeHTTP, Target: "https://127.0.0.1/health"}, ""},
-		{"http not a url", Spec{Type: TypeHTTP, Target: "127.0.0.1:80"}, "not an http:// or https:// URL"},
-		{"http bad expect", Spec{Type: TypeHTTP, Target: "http://x/", Expect: 42}, "expect 42"},
-		{"body on tcp", Spec{Type: TypeTCP, Target: "127.0.0.1:80", Body: "ok"}, "only to http"},
-		{"no type", Spec{Target: "x"}, "type is empty"},
-		{"bad type", Spec{Type: "ping", Target: "x"}, `type "ping"`},
-		{"no target", Spec{Type: TypeProcess}, "target is empty"},
-		{"vip without address", Spec{Type: TypeVIP}, "no VIP"},
-		{"vip bad address", Spec{Type: TypeVIP, Target: "10.0.0.300"}, "not an IP address"},
-		{"bad action", Spec{Type: TypeScript, Target: "/x", Action: "reboot"}, `action "reboot"`},
-		{"negative interval", Spec{Type: TypeScript, Target: "/x", Interval: -time.Second}, "positive durations"},
-		{"negative fall", Spec{Type: TypeScript, Target: "/x", Fall: -1}, "fall and rise"},
-	}
-	for _, tt := range tests {
+		{"unknown type", bad, `unknown type "ping"`},
+		{"empty type", completeSpec("", "x"), `unknown type ""`},
+		{"vip target not an address", badVIP, `vip target "10.0.0.300" is not an IP address`},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.spec.WithDefaults().Validate()
+			_, err := NewProbe(tt.spec, nil)
 			wantResult(t, err, tt.wantErr)
 		})
-	}
-}
-
-func TestSpecDefaults(t *testing.T) {
-	s := Spec{Type: TypeHTTP, Target: "http://x/", Interval: 10 * time.Millisecond}.WithDefaults()
-	if s.Name != TypeHTTP || s.Interval != MinInterval || s.Timeout != MinInterval || s.Fall != DefaultFall ||
-		s.Rise != DefaultRise || s.Action != ActionRestart || s.Expect != DefaultExpect {
-		t.Fatalf("WithDefaults = %+v", s)
-	}
-	if a := (Spec{Type: TypeInterface, Target: "eth0"}).WithDefaults().Action; a != ActionWait {
-		t.Fatalf("interface default action %q, want wait", a)
-	}
-	if err := validateAll([]Spec{
-		Spec{Type: TypeTCP, Target: "127.0.0.1:80"}.WithDefaults(),
-		Spec{Type: TypeTCP, Target: "127.0.0.1:81"}.WithDefaults(),
-	}); err == nil || !strings.Contains(err.Error(), "name used twice") {
-		t.Fatalf("duplicate names: %v", err)
 	}
 }
 

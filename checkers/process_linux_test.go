@@ -23,7 +23,7 @@ func TestProcessProbeByName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantResult(t, probeOnce(t, Spec{Type: TypeProcess, Target: tt.target}), tt.wantErr)
+			wantResult(t, probeOnce(t, completeSpec(TypeProcess, tt.target)), tt.wantErr)
 		})
 	}
 }
@@ -64,7 +64,7 @@ func TestProcessProbePidFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantResult(t, probeOnce(t, Spec{Type: TypeProcess, Target: tt.target}), tt.wantErr)
+			wantResult(t, probeOnce(t, completeSpec(TypeProcess, tt.target)), tt.wantErr)
 		})
 	}
 }

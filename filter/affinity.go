@@ -21,7 +21,8 @@ const (
 )
 
 // ParseAffinity reads the affinity as written in the config ("ip",
-// "ip-port" or "network"), so config errors name the accepted words.
+// "ip-port" or "network"; exact, lower case). It is the config's parser:
+// its error names the accepted words and leaves naming the key to the caller.
 func ParseAffinity(s string) (Affinity, error) {
 	switch s {
 	case "ip":
@@ -31,7 +32,7 @@ func ParseAffinity(s string) (Affinity, error) {
 	case "network":
 		return AffinityNetwork, nil
 	}
-	return 0, fmt.Errorf("affinity %q: unknown (use ip, ip-port or network)", s)
+	return 0, fmt.Errorf("%q is not ip, ip-port or network", s)
 }
 
 // String returns the config word for the affinity, for logs and status.

@@ -111,7 +111,7 @@ type Decider struct {
 	self     uint8
 	rules    []Rule
 	table    atomic.Pointer[table.Table]
-	takeover atomic.Pointer[Takeover]
+	takeover atomic.Pointer[table.Set]
 }
 
 // NewDecider returns a decider for node self with the given rules (copied;
@@ -131,17 +131,17 @@ func (d *Decider) SetTable(t *table.Table) { d.table.Store(t) }
 func (d *Decider) Table() *table.Table { return d.table.Load() }
 
 // SetTakeover installs the buckets this node took over from a dead node
-// and whose orphaned flows it should reset (see Takeover and TakeoverOf);
+// and whose orphaned flows it should reset (farm/plan computes it);
 // nil, the initial state, resets nothing. The set must not be modified
 // afterwards. It matters only while the kernel queues such packets (the
 // reset window, rules.SetReset): open the window with SetTakeover then
 // SetReset(on), close it with SetReset(off) then SetTakeover(nil), so no
 // packet queued for a reset finds an empty set. Buckets in the set are
 // reset only while the table also gives them to this node.
-func (d *Decider) SetTakeover(t *Takeover) { d.takeover.Store(t) }
+func (d *Decider) SetTakeover(t *table.Set) { d.takeover.Store(t) }
 
 // Takeover returns the takeover set in use, or nil.
-func (d *Decider) Takeover() *Takeover { return d.takeover.Load() }
+func (d *Decider) Takeover() *table.Set { return d.takeover.Load() }
 
 // Self returns the node id the decider accepts for.
 func (d *Decider) Self() uint8 { return d.self }

@@ -96,10 +96,10 @@ func TestDecide(t *testing.T) {
 }
 
 // takeoverOf returns a takeover set holding the given buckets.
-func takeoverOf(buckets ...uint16) *Takeover {
-	t := new(Takeover)
+func takeoverOf(buckets ...uint16) *table.Set {
+	t := new(table.Set)
 	for _, b := range buckets {
-		t.Set(b)
+		t.Add(b)
 	}
 	return t
 }
@@ -125,9 +125,9 @@ func TestDecideTakeover(t *testing.T) {
 		tb[bucket] = owner
 		return tb
 	}
-	all := new(Takeover)
+	all := new(table.Set)
 	for b := range table.Buckets {
-		all.Set(uint16(b))
+		all.Add(uint16(b))
 	}
 	orphan := func(b uint16) Decision { return Decision{Verdict: Reset, Reason: ReasonOrphan, Bucket: b, Owner: self} }
 	psh := uint8(0x08)
@@ -135,7 +135,7 @@ func TestDecideTakeover(t *testing.T) {
 	tests := []struct {
 		name     string
 		table    *table.Table
-		takeover *Takeover
+		takeover *table.Set
 		pkt      []byte
 		want     Decision
 	}{
@@ -147,7 +147,7 @@ func TestDecideTakeover(t *testing.T) {
 		{"v6 ack, taken over", only(b6, self), takeoverOf(b6), ack6, orphan(b6)},
 		{"ack, no takeover set", only(b4, self), nil, tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
 		{"ack, other bucket taken over", only(b4, self), takeoverOf(b4 + 1), tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
-		{"ack, empty takeover set", only(b4, self), new(Takeover), tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
+		{"ack, empty takeover set", only(b4, self), new(table.Set), tcp4(TCPAck), Decision{Reason: ReasonNoTakeover, Bucket: b4, Owner: self}},
 		{"ack, not owner", only(b4, 3), all, tcp4(TCPAck), Decision{Reason: ReasonNotOwner, Bucket: b4, Owner: 3}},
 		{"ack, unowned", only(b4, 0), all, tcp4(TCPAck), Decision{Reason: ReasonUnowned, Bucket: b4}},
 		{"ack, no table", nil, all, tcp4(TCPAck), Decision{Reason: ReasonNoTable, Bucket: b4}},
@@ -258,9 +258,9 @@ func decideCases(tb testing.TB) (*Decider, []struct {
 		tab[i] = uint8(i%3) + 1
 	}
 	d.SetTable(tab)
-	all := new(Takeover)
+	all := new(table.Set)
 	for b := range table.Buckets {
-		all.Set(uint16(b))
+		all.Add(uint16(b))
 	}
 	d.SetTakeover(all)
 	// clientOf returns a client address in 192.0.2.0/24 whose bucket owner

@@ -1,7 +1,7 @@
 // Package filter is the data path's pure core: it parses the first packet of a
 // flow, derives the client key by the rule's affinity, hashes it to a bucket
-// and decides whether this node keeps the flow. The OS engines (NFQUEUE on
-// Linux) and rule generation live beside it and call into it.
+// and decides whether this node keeps the flow. The OS engines (filter/nfqueue on
+// Linux) and rule generation (filter/rules) live beside it and call into it.
 //
 // # Resetting a dead node's flows
 //
@@ -20,8 +20,8 @@
 // carries the client's expected sequence number (the segment's
 // acknowledgment), so the client accepts it.
 //
-// This happens only during a bounded window after a takeover (the agent
-// opens it with rules.SetReset and closes it later). Outside the window the
+// This happens only during a bounded window after a takeover (the planner,
+// farm/plan, opens and ends it; the engine toggles rules.SetReset). Outside the window the
 // kernel queues only SYNs (and new UDP flows): queuing every packet that
 // has no conntrack entry of ours all the time would send all other nodes'
 // traffic through user space, which measured 3-4x slower. During the window

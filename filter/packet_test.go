@@ -175,10 +175,10 @@ func FuzzParsePacket(f *testing.F) {
 		d.SetTable(tb)
 	}
 	// Decider 2 took over every bucket of its own from a dead node.
-	taken := new(Takeover)
+	taken := new(table.Set)
 	for b := range tb {
 		if tb[b] == 2 {
-			taken.Set(uint16(b))
+			taken.Add(uint16(b))
 		}
 	}
 	deciders[1].SetTakeover(taken)

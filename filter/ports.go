@@ -21,44 +21,78 @@ type PortRange struct {
 	Lo, Hi uint16
 }
 
-// ParsePorts reads a config port list such as "80,443,8000-8100". Spaces
-// around items are allowed; port 0, empty items and reversed ranges are
-// errors that name the offending item.
+// ParsePorts reads a config port list: comma-separated ports and inclusive
+// ranges, such as "80,443,8000-8100". Spaces around items and around the
+// dash are allowed. Every port is 1..65535, a range's start is not above its
+// end, and items may not overlap: a repeated port is almost always a typo
+// (adjacent items, "80,81", are fine). It is the only parser of port lists,
+// so `farm check` and the data path read a list the same way.
+//
+// Errors start with the offending item, quoted ("80-": a range needs a start
+// and an end), or with the whole list when the list itself is wrong.
 func ParsePorts(s string) (*PortSet, error) {
 	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("ports: empty list (give ports such as \"80,443\" or a range \"8000-8100\")")
+		return nil, fmt.Errorf("%q: no ports (write a list or ranges, e.g. \"80,443,8000-8100\")", s)
 	}
+	items := strings.Split(s, ",")
+	seen := make([]PortRange, 0, len(items)) // in the order written, for messages
 	ps := new(PortSet)
-	for i, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
+	for _, raw := range items {
+		item := strings.TrimSpace(raw)
 		if item == "" {
-			return nil, fmt.Errorf("ports %q: item %d is empty (remove the extra comma)", s, i+1)
+			return nil, fmt.Errorf("%q: empty item (remove the extra comma)", s)
 		}
-		lo, hi, isRange := strings.Cut(item, "-")
-		first, err := parsePort(lo)
+		r, err := parseItem(item)
 		if err != nil {
-			return nil, fmt.Errorf("ports %q: item %q: %w", s, item, err)
+			return nil, fmt.Errorf("%q: %w", item, err)
 		}
-		last := first
-		if isRange {
-			last, err = parsePort(hi)
-			if err != nil {
-				return nil, fmt.Errorf("ports %q: item %q: %w", s, item, err)
-			}
-			if last < first {
-				return nil, fmt.Errorf("ports %q: item %q: range ends before it starts (write %d-%d)", s, item, last, first)
+		for _, o := range seen {
+			if r.Lo <= o.Hi && o.Lo <= r.Hi {
+				return nil, fmt.Errorf("%q: overlaps %s (remove the repeated ports)", item, o)
 			}
 		}
-		ps.addRange(first, last)
+		seen = append(seen, r)
+		ps.addRange(r.Lo, r.Hi)
 	}
 	return ps, nil
 }
 
-func parsePort(s string) (uint16, error) {
-	s = strings.TrimSpace(s)
-	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n == 0 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port (1-65535)", s)
+// parseItem reads one item of a port list: a port or a range.
+func parseItem(item string) (PortRange, error) {
+	lo, hi, isRange := strings.Cut(item, "-")
+	if !isRange {
+		p, err := ParsePort(item)
+		return PortRange{p, p}, err
+	}
+	lo, hi = strings.TrimSpace(lo), strings.TrimSpace(hi)
+	if lo == "" || hi == "" {
+		return PortRange{}, errors.New("a range needs a start and an end, e.g. 8000-8100")
+	}
+	a, err := ParsePort(lo)
+	if err != nil {
+		return PortRange{}, err
+	}
+	b, err := ParsePort(hi)
+	if err != nil {
+		return PortRange{}, err
+	}
+	if a > b {
+		return PortRange{}, fmt.Errorf("range is reversed (write %d-%d)", b, a)
+	}
+	return PortRange{a, b}, nil
+}
+
+// ParsePort reads one port number, 1..65535, in decimal without sign or
+// spaces. Port 0 is refused: it is no port a client connects to, and as a
+// listen port it means "any", which no config wants. Config checks of
+// host:port values use it too, so every port reads the same way.
+func ParsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a port number", s)
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %d is out of range 1..65535", n)
 	}
 	return uint16(n), nil
 }

@@ -17,23 +17,33 @@ func TestParsePorts(t *testing.T) {
 		{in: "80", ranges: []PortRange{{80, 80}}, str: "80"},
 		{in: "80,443,8000-8100", ranges: []PortRange{{80, 80}, {443, 443}, {8000, 8100}}, str: "80,443,8000-8100"},
 		{in: " 443 , 80 ", ranges: []PortRange{{80, 80}, {443, 443}}, str: "80,443"},
+		{in: "8000 - 8100", ranges: []PortRange{{8000, 8100}}, str: "8000-8100"},
 		{in: "80,81,82", ranges: []PortRange{{80, 82}}, str: "80-82"},
-		{in: "1-10,5-20,21", ranges: []PortRange{{1, 21}}, str: "1-21"},
+		{in: "1-10,11-20,21", ranges: []PortRange{{1, 21}}, str: "1-21"},
 		{in: "1-65535", ranges: []PortRange{{1, 65535}}, str: "1-65535"},
 		{in: "65535", ranges: []PortRange{{65535, 65535}}, str: "65535"},
 		{in: "7-7", ranges: []PortRange{{7, 7}}, str: "7"},
-		{in: "", errPart: "empty list"},
-		{in: "  ", errPart: "empty list"},
-		{in: "80,,443", errPart: "item 2 is empty"},
-		{in: "80,", errPart: "item 2 is empty"},
-		{in: "0", errPart: `"0" is not a port`},
-		{in: "65536", errPart: `"65536" is not a port`},
-		{in: "http", errPart: `"http" is not a port`},
-		{in: "80,-5", errPart: `item "-5": "" is not a port`},
-		{in: "100-90", errPart: "range ends before it starts (write 90-100)"},
-		{in: "10-", errPart: `item "10-"`},
-		{in: "1-2-3", errPart: `"2-3" is not a port`},
-		{in: "+80", errPart: `"+80" is not a port`},
+		{in: "", errPart: `"": no ports`},
+		{in: "  ", errPart: "no ports"},
+		{in: "80,,443", errPart: `"80,,443": empty item`},
+		{in: "80,", errPart: `"80,": empty item`},
+		{in: ",80", errPart: "empty item"},
+		{in: "0", errPart: `"0": port 0 is out of range 1..65535`},
+		{in: "65536", errPart: `"65536": port 65536 is out of range 1..65535`},
+		{in: "99999999999999999999", errPart: "is not a port number"},
+		{in: "http", errPart: `"http": "http" is not a port number`},
+		{in: "80 443", errPart: `"80 443" is not a port number`},
+		{in: "80,-5", errPart: `"-5": a range needs a start and an end`},
+		{in: "-80", errPart: `"-80": a range needs a start and an end`},
+		{in: "10-", errPart: `"10-": a range needs a start and an end`},
+		{in: "100-90", errPart: `"100-90": range is reversed (write 90-100)`},
+		{in: "1-2-3", errPart: `"1-2-3": "2-3" is not a port number`},
+		{in: "+80", errPart: `"+80" is not a port number`},
+		// A repeated port is a typo, not a wish to balance it twice.
+		{in: "80,80", errPart: `"80": overlaps 80`},
+		{in: "80-90,85", errPart: `"85": overlaps 80-90`},
+		{in: "100-200,50-100", errPart: `"50-100": overlaps 100-200`},
+		{in: "1-10,5-20,21", errPart: `"5-20": overlaps 1-10`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -66,6 +76,44 @@ func TestParsePorts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParsePort(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    uint16
+		errPart string
+	}{
+		{"1", 1, ""}, {"65535", 65535, ""}, {"0", 0, "port 0 is out of range"},
+		{"65536", 0, "port 65536 is out of range"}, {"", 0, `"" is not a port number`}, {" 80", 0, "is not a port number"},
+	} {
+		got, err := ParsePort(tt.in)
+		if (err != nil) != (tt.errPart != "") || err != nil && !strings.Contains(err.Error(), tt.errPart) || got != tt.want {
+			t.Errorf("ParsePort(%q) = %d, %v; want %d, error containing %q", tt.in, got, err, tt.want, tt.errPart)
+		}
+	}
+}
+
+// FuzzParsePorts checks the invariants callers rely on: an accepted list is
+// a non-empty set without port 0, and its canonical form reads back as the
+// same set.
+func FuzzParsePorts(f *testing.F) {
+	for _, s := range []string{"80", "80,443,8000-8100", "80-", "90-80", "1-65535", " 1 - 2 ,3", "80,80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParsePorts(s)
+		if err != nil {
+			return
+		}
+		if got.Empty() || got.Has(0) {
+			t.Fatalf("ParsePorts(%q) = %q: empty or holds port 0", s, got)
+		}
+		back, err := ParsePorts(got.String())
+		if err != nil || *back != *got {
+			t.Fatalf("ParsePorts(%q) = %q, which reads back as %q, %v", s, got, back, err)
+		}
+	})
 }
 
 func TestPortSetNilAndUnion(t *testing.T) {

@@ -10,7 +10,9 @@ const (
 	ProtoUDP uint8 = 17
 )
 
-// ParseProto reads a config protocol word ("tcp" or "udp").
+// ParseProto reads a config protocol word ("tcp" or "udp"; exact, lower
+// case). It is the config's parser: its error names the accepted words and
+// leaves naming the key to the caller.
 func ParseProto(s string) (uint8, error) {
 	switch s {
 	case "tcp":
@@ -18,7 +20,7 @@ func ParseProto(s string) (uint8, error) {
 	case "udp":
 		return ProtoUDP, nil
 	}
-	return 0, fmt.Errorf("proto %q: unknown (use tcp or udp)", s)
+	return 0, fmt.Errorf("%q is not tcp or udp", s)
 }
 
 // ProtoName returns "tcp", "udp" or the number, for logs and rule text.

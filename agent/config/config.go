@@ -1,7 +1,10 @@
-// Package config holds the agent's TOML configuration: its shape, its defaults
-// and its validation. Validation here is pure (no host look-ups) so that
-// `farm check` gives the same answer on any machine; checks against the host
-// (does the interface exist?) happen at start-up in the agent.
+// Package config holds the agent's TOML configuration: its shape, its
+// defaults, its validation and the typed values the components take (VIPs,
+// Rules, CheckerSpecs, Weight), all produced by one pass when the file is
+// parsed. Validation is pure (no host look-ups) so that `farm check
+// --offline` gives the same answer on any machine; CheckHost checks the
+// config against this host (key file, interfaces, scripts), for `farm check`
+// and the agent's start.
 package config
 
 import (
@@ -31,6 +34,10 @@ type Config struct {
 	// StateDir is where the agent keeps state that must survive a restart
 	// (an operator's stop). Default /var/lib/farm.
 	StateDir string `toml:"state_dir"`
+
+	// typed holds the parsed values behind VIPs, Rules, CheckerSpecs and
+	// Weight; the TOML codec ignores it (unexported).
+	typed typed
 }
 
 // Node is this node's identity.
@@ -57,7 +64,10 @@ type Gossip struct {
 	Advertise string `toml:"advertise"`
 	// Join lists peers to contact at start; retried until one answers.
 	Join []string `toml:"join"`
-	// KeyFile holds the 32-byte gossip key, base64; nodes without it cannot join.
+	// KeyFile holds the gossip key, base64: 32 bytes (AES-256, what farm
+	// keygen makes), or 16 or 24 (AES-128/192, which memberlist also
+	// accepts). Nodes without it cannot join. It must not be readable by
+	// group or others (chmod 600; CheckHost says so).
 	KeyFile string `toml:"key_file"`
 	// RetryInterval is the pause between join attempts. Default 2s.
 	RetryInterval Duration `toml:"retry_interval"`
@@ -83,7 +93,8 @@ type VIP struct {
 	Address string `toml:"address"`
 	// Interface is the physical interface facing the clients.
 	Interface string `toml:"interface"`
-	// Mode is "vmac" (flooded unicast virtual MAC, the default) or "multicast".
+	// Mode is "vmac" (flooded unicast virtual MAC, the default) or
+	// "multicast"; case and surrounding spaces are ignored.
 	Mode string `toml:"mode"`
 }
 
@@ -116,16 +127,21 @@ type Filter struct {
 // App holds the application's scripts.
 type App struct {
 	// Start starts the local application; run when the node starts serving.
+	// A script (run directly when executable, else under /bin/sh; on
+	// Windows .ps1 under PowerShell, .cmd/.bat under cmd) or, when no file
+	// has that name, a command line (/bin/sh -c, cmd /C).
 	Start string `toml:"start"`
-	// Stop stops the local application.
+	// Stop stops the local application; the same forms as Start.
 	Stop string `toml:"stop"`
-	// Timeout bounds each script run. Default 60s.
+	// Timeout bounds each script run. Default 60s (script.DefaultTimeout).
 	Timeout Duration `toml:"timeout"`
 	// MaxRestarts is how many restarts a failing checker may trigger within
 	// RestartWindow before the node stays failed (SafeKit's maxloop), so an
-	// application that cannot come up does not loop for ever. Default 3.
+	// application that cannot come up does not loop for ever. Default 3
+	// (checkers.DefaultMaxRestarts), at most 1000.
 	MaxRestarts int `toml:"max_restarts"`
-	// RestartWindow is the period MaxRestarts counts over. Default 24h.
+	// RestartWindow is the period MaxRestarts counts over. Default 24h
+	// (checkers.DefaultWindow), at least 1m.
 	RestartWindow Duration `toml:"restart_window"`
 }
 
@@ -138,26 +154,33 @@ type Checker struct {
 	// Target is what the probe looks at: host:port (tcp), an http(s) URL
 	// (http), a process name or pid file (process), a command (script), an
 	// interface name (interface). Optional for vip, where it names one of the
-	// configured VIP addresses (default: all of them).
+	// configured VIP addresses (default: the first [[vip]] address).
 	Target string `toml:"target,omitempty"`
-	// Interval is the pause between probes. Default 1s, at least 100ms so a
+	// Interval is the pause between probes. Default 1s
+	// (checkers.DefaultInterval), at least 100ms (checkers.MinInterval) so a
 	// script checker cannot turn into a fork bomb.
 	Interval Duration `toml:"interval"`
 	// Timeout bounds one probe; it must end before the next one is due.
 	// Default Interval/2.
 	Timeout Duration `toml:"timeout"`
 	// Fall is how many consecutive failures mark the application failed, so
-	// one lost probe does not move clients. Default 2.
+	// one lost probe does not move clients. Default 2 (checkers.DefaultFall).
 	Fall int `toml:"fall"`
 	// Rise is how many consecutive successes mark it passing again, so a
-	// flapping application does not keep taking clients back. Default 2.
+	// flapping application does not keep taking clients back. Default 2
+	// (checkers.DefaultRise).
 	Rise int `toml:"rise"`
 	// Action is what a failure triggers: restart (stop and start scripts,
-	// then back in the farm; the default) | stop (leave the farm until an
-	// operator starts the node) | wait (leave while failing, come back by
-	// itself when passing; no scripts) | none (report only).
+	// then back in the farm) | stop (leave the farm until an operator starts
+	// the node) | wait (leave while failing, come back by itself when
+	// passing; no scripts) | none (report only). restart needs app.start and
+	// app.stop. Default: restart for tcp, http, process and script checkers
+	// when app.start and app.stop are both set; otherwise wait. Interface and
+	// vip checkers always default to wait: a restart cannot bring a link or
+	// an address back.
 	Action string `toml:"action"`
-	// Expect is the HTTP status an http checker wants. Default 200.
+	// Expect is the HTTP status an http checker wants. Default 200
+	// (checkers.DefaultExpect).
 	Expect int `toml:"expect,omitzero"`
 	// Body is a substring the http response body must contain.
 	Body string `toml:"body,omitempty"`
@@ -171,7 +194,8 @@ type Checker struct {
 type Console struct {
 	// Listen is the ip:port of the API and console. Default 127.0.0.1:9010.
 	Listen string `toml:"listen"`
-	// PasswordFile holds a bcrypt hash; required when Listen is not loopback.
+	// PasswordFile holds a bcrypt hash (farm passwd makes one); required
+	// when Listen is not loopback.
 	PasswordFile string `toml:"password_file"`
 }
 

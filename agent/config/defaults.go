@@ -1,16 +1,24 @@
 package config
 
-import "time"
+import (
+	"time"
 
-// Defaults and limits. They are exported so that other packages (checkers,
-// the agent, the lab) use the same numbers as validation does.
+	"github.com/webfarm/farm/checkers"
+	"github.com/webfarm/farm/checkers/script"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/vip"
+)
+
+// Defaults and limits that belong to the config. Facts owned by another
+// package are used from there, not copied: checker defaults and limits from
+// checkers (DefaultInterval, MinInterval, DefaultFall, DefaultRise,
+// DefaultExpect, DefaultMaxRestarts, DefaultWindow), the script timeout
+// from checkers/script, the largest node id from farm/table (MaxID), the
+// default VIP mode and affinity from the zero values of vip.Mode and
+// filter.Affinity.
 const (
 	// DefaultWeight gives every node the same share unless told otherwise.
 	DefaultWeight = 100
-	// DefaultMaxRestarts and DefaultRestartWindow are SafeKit's maxloop
-	// defaults: 3 restarts a day, then the node stays out.
-	DefaultMaxRestarts   = 3
-	DefaultRestartWindow = 24 * time.Hour
 	// DefaultResetWindow matches common keep-alive timeouts (nginx 75s,
 	// Apache 5s, IIS 120s) only partly: long enough for busy clients,
 	// short enough that the queue carries foreign traffic only briefly.
@@ -24,9 +32,6 @@ const (
 	// MaxWeight bounds weights so shares stay computable without overflow
 	// and a typo (10000 for 100) is caught.
 	MaxWeight = 1000
-	// MaxNodeID is the largest node id: ids tag each node's flows in an
-	// 8-bit mark, and the values above 250 are left for the data path.
-	MaxNodeID = 250
 
 	// DefaultRetryInterval is the pause between gossip join attempts.
 	DefaultRetryInterval = 2 * time.Second
@@ -38,12 +43,6 @@ const (
 	// at the cost of tolerance to slow peers.
 	DefaultSuspicionMult = 2
 
-	// DefaultMode is the VIP mode that works on every switch: a unicast
-	// virtual MAC the switch never learns, so it floods frames to all nodes.
-	DefaultMode = "vmac"
-	// DefaultAffinity keeps each client IP on one node (sessions survive).
-	DefaultAffinity = "ip"
-
 	// DefaultQueue is the first NFQUEUE number; chosen away from 0 so it does
 	// not collide with other NFQUEUE users that take the default.
 	DefaultQueue = 4200
@@ -52,23 +51,6 @@ const (
 	// MaxQueues bounds the reader goroutines sharing the SYNs.
 	MaxQueues = 16
 
-	// DefaultAppTimeout bounds one run of a start or stop script.
-	DefaultAppTimeout = 60 * time.Second
-
-	// DefaultCheckInterval is the pause between probes of one checker.
-	DefaultCheckInterval = time.Second
-	// MinCheckInterval guards against fork bombs: a script checker runs a
-	// process per probe.
-	MinCheckInterval = 100 * time.Millisecond
-	// DefaultFall is how many failures in a row mark the application failed.
-	DefaultFall = 2
-	// DefaultRise is how many successes in a row mark it passing again.
-	DefaultRise = 2
-	// DefaultAction restarts a failed application with its scripts.
-	DefaultAction = "restart"
-	// DefaultExpect is the HTTP status an http checker wants.
-	DefaultExpect = 200
-
 	// DefaultConsoleListen keeps the console on loopback, where it needs no
 	// password.
 	DefaultConsoleListen = "127.0.0.1:9010"
@@ -76,15 +58,33 @@ const (
 	DefaultStateDir = "/var/lib/farm"
 )
 
+// defaultAction is the action of a checker written without one. A restart
+// cannot bring a link or an address back, so interface and vip checkers
+// wait; without both scripts there is nothing to restart with, so every
+// checker waits (out of the farm while failing, back when passing). This
+// keeps every default valid: validation refuses restart without scripts.
+func defaultAction(typ string, app App) string {
+	if typ == checkers.TypeInterface || typ == checkers.TypeVIP || app.Start == "" || app.Stop == "" {
+		return checkers.ActionWait
+	}
+	return checkers.ActionRestart
+}
+
 // given reports whether the key at path (strings for table keys, ints for
 // array indices) was written in the file. A nil given means "treat the zero
 // value as unset", for configs built in code.
 type given func(path ...any) bool
 
-// SetDefaults fills every field left at its zero value with its default. It
-// is for configs built in code; Parse instead fills only the keys absent from
-// the file, so that an explicit `fall = 0` is reported rather than replaced.
-func (c *Config) SetDefaults() { c.applyDefaults(nil) }
+// SetDefaults fills every field left at its zero value with its default,
+// then derives the typed values (VIPs, Rules, CheckerSpecs, Weight) as Parse
+// does, so a config built in code is as usable as a parsed one. It reports
+// nothing: call Validate for the problems (the typed values are empty while
+// there are any). Parse instead fills only the keys absent from the file, so
+// that an explicit `fall = 0` is reported rather than replaced.
+func (c *Config) SetDefaults() {
+	c.applyDefaults(nil)
+	c.finish()
+}
 
 // fill sets *p to v when the key is unset (see given).
 func fill[T comparable](p *T, v T, set given, path ...any) {
@@ -116,29 +116,29 @@ func (c *Config) applyDefaults(set given) {
 	fill(&g.HandoffDelay, Duration{DefaultHandoffDelay}, set, "gossip", "handoff_delay")
 
 	for i := range c.VIP {
-		fill(&c.VIP[i].Mode, DefaultMode, set, "vip", i, "mode")
+		fill(&c.VIP[i].Mode, vip.ModeVMAC.String(), set, "vip", i, "mode")
 	}
 	for i := range c.Rule {
-		fill(&c.Rule[i].Affinity, DefaultAffinity, set, "rule", i, "affinity")
+		fill(&c.Rule[i].Affinity, filter.AffinityIP.String(), set, "rule", i, "affinity")
 	}
 
 	fill(&c.Filter.Queue, DefaultQueue, set, "filter", "queue")
 	fill(&c.Filter.Queues, DefaultQueues, set, "filter", "queues")
 	fill(&c.Filter.ResetWindow, Duration{DefaultResetWindow}, set, "filter", "reset_window")
 
-	fill(&c.App.Timeout, Duration{DefaultAppTimeout}, set, "app", "timeout")
-	fill(&c.App.MaxRestarts, DefaultMaxRestarts, set, "app", "max_restarts")
-	fill(&c.App.RestartWindow, Duration{DefaultRestartWindow}, set, "app", "restart_window")
+	fill(&c.App.Timeout, Duration{script.DefaultTimeout}, set, "app", "timeout")
+	fill(&c.App.MaxRestarts, checkers.DefaultMaxRestarts, set, "app", "max_restarts")
+	fill(&c.App.RestartWindow, Duration{checkers.DefaultWindow}, set, "app", "restart_window")
 
 	for i := range c.Checker {
 		k := &c.Checker[i]
-		fill(&k.Interval, Duration{DefaultCheckInterval}, set, "checker", i, "interval")
+		fill(&k.Interval, Duration{checkers.DefaultInterval}, set, "checker", i, "interval")
 		fill(&k.Timeout, Duration{k.Interval.Duration / 2}, set, "checker", i, "timeout")
-		fill(&k.Fall, DefaultFall, set, "checker", i, "fall")
-		fill(&k.Rise, DefaultRise, set, "checker", i, "rise")
-		fill(&k.Action, DefaultAction, set, "checker", i, "action")
-		if k.Type == "http" {
-			fill(&k.Expect, DefaultExpect, set, "checker", i, "expect")
+		fill(&k.Fall, checkers.DefaultFall, set, "checker", i, "fall")
+		fill(&k.Rise, checkers.DefaultRise, set, "checker", i, "rise")
+		fill(&k.Action, defaultAction(k.Type, c.App), set, "checker", i, "action")
+		if k.Type == checkers.TypeHTTP {
+			fill(&k.Expect, checkers.DefaultExpect, set, "checker", i, "expect")
 		}
 	}
 

@@ -21,17 +21,22 @@ func TestReadKeyFile(t *testing.T) {
 		}
 		return p
 	}
-	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
+	sized := func(n int) string { return base64.StdEncoding.EncodeToString(make([]byte, n)) + "\n" }
 	tests := []struct {
 		name, path, want string // want "" = ok
+		size             int    // of the key read; 0 = the key from NewKey
 	}{
-		{"as farm keygen writes it", write("ok", key+"\n"), ""},
-		{"surrounded by whitespace", write("ws", "\n  "+key+" \r\n\t"), ""},
-		{"16 bytes", write("short", short+"\n"), "gossip.key_file " + filepath.Join(dir, "short") + ": not 32 bytes after base64 decoding (farm keygen makes one)"},
-		{"not base64", write("bad", "not-a-key!\n"), "gossip.key_file " + filepath.Join(dir, "bad") + ": not base64"},
-		{"empty", write("empty", " \n"), "gossip.key_file " + filepath.Join(dir, "empty") + ": empty"},
-		{"missing", filepath.Join(dir, "missing"), "gossip.key_file " + filepath.Join(dir, "missing") + ": cannot read: "},
-		{"not set", "", "gossip.key_file: not set"},
+		{name: "as farm keygen writes it", path: write("ok", key+"\n")},
+		{name: "surrounded by whitespace", path: write("ws", "\n  "+key+" \r\n\t")},
+		{name: "16 bytes (AES-128)", path: write("16", sized(16)), size: 16},
+		{name: "24 bytes (AES-192)", path: write("24", sized(24)), size: 24},
+		{name: "15 bytes", path: write("15", sized(15)), want: "gossip.key_file " + filepath.Join(dir, "15") + ": 15 bytes after base64 decoding, not 16, 24 or 32 (farm keygen makes one)"},
+		{name: "33 bytes", path: write("33", sized(33)), want: "33 bytes after base64 decoding, not 16, 24 or 32"},
+		{name: "64 bytes", path: write("64", sized(64)), want: "64 bytes after base64 decoding"},
+		{name: "not base64", path: write("bad", "not-a-key!\n"), want: "gossip.key_file " + filepath.Join(dir, "bad") + ": not base64"},
+		{name: "empty", path: write("empty", " \n"), want: "gossip.key_file " + filepath.Join(dir, "empty") + ": empty"},
+		{name: "missing", path: filepath.Join(dir, "missing"), want: "gossip.key_file " + filepath.Join(dir, "missing") + ": cannot read: "},
+		{name: "not set", want: "gossip.key_file: not set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,7 +45,11 @@ func TestReadKeyFile(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if want, _ := base64.StdEncoding.DecodeString(key); string(got) != string(want) {
+			want, _ := base64.StdEncoding.DecodeString(key)
+			if tt.size != 0 {
+				want = make([]byte, tt.size)
+			}
+			if string(got) != string(want) {
 				t.Errorf("ReadKeyFile = %x, want %x", got, want)
 			}
 		})

@@ -29,7 +29,9 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes a TOML config strictly, fills defaults and validates it.
+// Parse decodes a TOML config strictly, fills defaults, validates it and
+// derives its typed values (VIPs, Rules, CheckerSpecs, Weight) in the same
+// pass, so nothing parses the file's strings a second time.
 //
 // A syntax or type error stops parsing and is returned alone, with its line.
 // Otherwise every unknown key (`unknown key "vip[1].adress"`, so a typo never
@@ -50,7 +52,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	errs := unknownKeys(md)
 	c.applyDefaults(presentIn(raw))
-	errs = append(errs, c.problems()...)
+	errs = append(errs, c.finish()...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -7,8 +7,14 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/webfarm/farm/checkers"
+	"github.com/webfarm/farm/farm/table"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/vip"
 )
 
 // FieldError is one problem with one key. Key is spelled as in the file, with
@@ -22,11 +28,14 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
 // Validate checks the config without looking at the host (no look-ups, no
-// file reads), so `farm check` answers the same everywhere. It reports every
-// problem at once, joined with errors.Join, each a *FieldError naming its key.
-// Call it after defaults are filled (Parse does both).
+// file reads), so `farm check` answers the same everywhere; CheckHost checks
+// it against this host. It reports every problem at once, joined with
+// errors.Join, each a *FieldError naming its key. Call it after defaults are
+// filled (Parse and SetDefaults do both). It also derives the typed values
+// again (VIPs, Rules, CheckerSpecs, Weight), so they follow changes made to
+// the fields since; they are empty while there is a problem.
 func (c *Config) Validate() error {
-	return errors.Join(c.problems()...)
+	return errors.Join(c.finish()...)
 }
 
 type problems []error
@@ -35,36 +44,52 @@ func (p *problems) add(key, format string, args ...any) {
 	*p = append(*p, &FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (c *Config) problems() []error {
+// finish is the one pass over the file model: it checks every key and, in
+// the same step, parses each value into the type its component takes, with
+// that component's own parser (vip.ParseMode, filter.ParsePorts, ...). The
+// typed values are kept only when there is no problem.
+func (c *Config) finish() []error {
 	var p problems
-	c.validateNode(&p)
+	var t typed
+	t.weight = c.validateNode(&p)
 	c.validateGossip(&p)
-	c.validateVIPs(&p)
-	c.validateRules(&p)
+	t.vips = c.validateVIPs(&p)
+	t.rules = c.validateRules(&p)
 	c.validateFilter(&p)
 	c.validateApp(&p)
-	c.validateCheckers(&p)
+	t.specs = c.validateCheckers(&p, t.vips)
 	c.validateConsole(&p)
 	validateAbsPath(&p, "state_dir", c.StateDir)
+	if len(p) > 0 {
+		t = typed{}
+	}
+	c.typed = t
 	return p
 }
 
-func (c *Config) validateNode(p *problems) {
+// validateNode returns the node's weight, default applied.
+func (c *Config) validateNode(p *problems) uint32 {
 	switch n := c.Node.Name; {
 	case n == "":
 		p.add("node.name", `required: a name unique in the farm, e.g. "web1"`)
 	case !isHostname(n):
 		p.add("node.name", "%q is not host-name-like (letters, digits, '-' and '.', at most 63 per label)", n)
 	}
-	if id := c.Node.ID; id < 1 || id > MaxNodeID {
-		p.add("node.id", "%d is out of range 1..%d (a unique, stable number per node)", id, MaxNodeID)
+	if id := c.Node.ID; id < 1 || id > table.MaxID {
+		p.add("node.id", "%d is out of range 1..%d (a unique, stable number per node)", id, table.MaxID)
 	}
-	if w := c.Node.Weight; w != nil && (*w < 0 || *w > MaxWeight) {
-		p.add("node.weight", "%d is out of range 0..%d", *w, MaxWeight)
+	weight := uint32(DefaultWeight)
+	if w := c.Node.Weight; w != nil {
+		if *w < 0 || *w > MaxWeight {
+			p.add("node.weight", "%d is out of range 0..%d", *w, MaxWeight)
+		} else {
+			weight = uint32(*w)
+		}
 	}
 	if d := c.Node.DrainTimeout.Duration; d < time.Second {
 		p.add("node.drain_timeout", "%s is too short: at least 1s", d)
 	}
+	return weight
 }
 
 func (c *Config) validateGossip(p *problems) {
@@ -113,14 +138,16 @@ func (c *Config) validateGossip(p *problems) {
 	}
 }
 
-func (c *Config) validateVIPs(p *problems) {
+func (c *Config) validateVIPs(p *problems) []vip.Config {
 	if len(c.VIP) == 0 {
 		p.add("vip", "at least one [[vip]] is required: the address the farm serves")
 	}
 	seen := map[netip.Addr]int{}
+	out := make([]vip.Config, 0, len(c.VIP))
 	for i, v := range c.VIP {
 		key := fmt.Sprintf("vip[%d]", i)
-		if a, ok := checkVIPAddress(p, key+".address", v.Address); ok {
+		a, ok := checkVIPAddress(p, key+".address", v.Address)
+		if ok {
 			if j, dup := seen[a]; dup {
 				p.add(key+".address", "%q duplicates vip[%d]", v.Address, j)
 			} else {
@@ -130,10 +157,13 @@ func (c *Config) validateVIPs(p *problems) {
 		if strings.TrimSpace(v.Interface) == "" {
 			p.add(key+".interface", "required: the interface facing the clients, e.g. \"eth0\"")
 		}
-		if v.Mode != "vmac" && v.Mode != "multicast" {
-			p.add(key+".mode", "%q is not vmac or multicast", v.Mode)
+		mode, err := vip.ParseMode(v.Mode)
+		if err != nil {
+			p.add(key+".mode", "%v", err)
 		}
+		out = append(out, vip.Config{Addr: a, Interface: v.Interface, Mode: mode})
 	}
+	return out
 }
 
 func checkVIPAddress(p *problems, key, s string) (netip.Addr, bool) {
@@ -163,44 +193,47 @@ func checkVIPAddress(p *problems, key, s string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-func (c *Config) validateRules(p *problems) {
+func (c *Config) validateRules(p *problems) []filter.Rule {
 	if len(c.Rule) == 0 {
 		p.add("rule", "at least one [[rule]] is required: which ports of the VIPs are balanced")
 	}
 	type owned struct {
-		rule  int
-		ports [2]uint16
+		rule   int
+		ranges []filter.PortRange
 	}
-	byProto := map[string][]owned{}
+	byProto := map[uint8][]owned{}
+	out := make([]filter.Rule, 0, len(c.Rule))
 	for i, r := range c.Rule {
 		key := fmt.Sprintf("rule[%d]", i)
-		protoOK := r.Proto == "tcp" || r.Proto == "udp"
-		if !protoOK {
-			p.add(key+".proto", "%q is not tcp or udp", r.Proto)
+		proto, protoErr := filter.ParseProto(r.Proto)
+		if protoErr != nil {
+			p.add(key+".proto", "%v", protoErr)
 		}
-		ports, err := ParsePorts(r.Ports)
+		ports, err := filter.ParsePorts(r.Ports)
 		if err != nil {
 			p.add(key+".ports", "%v", err)
-		} else if protoOK {
+		} else if protoErr == nil {
+			mine := ports.Ranges()
 		overlap:
-			for _, pr := range ports {
-				for _, o := range byProto[r.Proto] {
-					if pr[0] <= o.ports[1] && o.ports[0] <= pr[1] {
-						p.add(key+".ports", "%s/%s is already balanced by rule[%d] (%s)", formatRange(pr), r.Proto, o.rule, formatRange(o.ports))
-						break overlap
+			for _, pr := range mine {
+				for _, o := range byProto[proto] {
+					for _, or := range o.ranges {
+						if pr.Lo <= or.Hi && or.Lo <= pr.Hi {
+							p.add(key+".ports", "%s/%s is already balanced by rule[%d] (%s)", pr, r.Proto, o.rule, or)
+							break overlap
+						}
 					}
 				}
 			}
-			for _, pr := range ports {
-				byProto[r.Proto] = append(byProto[r.Proto], owned{i, pr})
-			}
+			byProto[proto] = append(byProto[proto], owned{i, mine})
 		}
-		switch r.Affinity {
-		case "ip", "ip-port", "network":
-		default:
-			p.add(key+".affinity", "%q is not ip, ip-port or network", r.Affinity)
+		affinity, err := filter.ParseAffinity(r.Affinity)
+		if err != nil {
+			p.add(key+".affinity", "%v", err)
 		}
+		out = append(out, filter.Rule{Proto: proto, Ports: ports, Affinity: affinity})
 	}
+	return out
 }
 
 func (c *Config) validateFilter(p *problems) {
@@ -220,7 +253,7 @@ func (c *Config) validateFilter(p *problems) {
 
 func (c *Config) validateApp(p *problems) {
 	positive(p, "app.timeout", c.App.Timeout)
-	if c.App.MaxRestarts < 1 || c.App.MaxRestarts > 1000 {
+	if c.App.MaxRestarts < 1 || c.App.MaxRestarts > 1000 { // beyond, the limit no longer stops a loop
 		p.add("app.max_restarts", "%d is out of range 1..1000", c.App.MaxRestarts)
 	}
 	if d := c.App.RestartWindow.Duration; d < time.Minute {
@@ -228,10 +261,22 @@ func (c *Config) validateApp(p *problems) {
 	}
 }
 
-var checkerTypes = map[string]bool{"tcp": true, "http": true, "process": true, "script": true, "interface": true, "vip": true}
+// checkerTypes and checkerActions are the words a [[checker]] accepts, in
+// the order messages list them.
+var (
+	checkerTypes   = []string{checkers.TypeTCP, checkers.TypeHTTP, checkers.TypeProcess, checkers.TypeScript, checkers.TypeInterface, checkers.TypeVIP}
+	checkerActions = []string{checkers.ActionRestart, checkers.ActionStop, checkers.ActionWait, checkers.ActionNone}
+)
 
-func (c *Config) validateCheckers(p *problems) {
+// validateCheckers returns one complete Spec per [[checker]]; vips are the
+// typed [[vip]] sections (a vip checker without a target watches the first).
+func (c *Config) validateCheckers(p *problems, vips []vip.Config) []checkers.Spec {
+	firstVIP := ""
+	if len(vips) > 0 && vips[0].Addr.IsValid() {
+		firstVIP = vips[0].Addr.String()
+	}
 	names := map[string]int{}
+	out := make([]checkers.Spec, 0, len(c.Checker))
 	for i, k := range c.Checker {
 		key := fmt.Sprintf("checker[%d]", i)
 		if k.Name == "" {
@@ -242,16 +287,18 @@ func (c *Config) validateCheckers(p *problems) {
 			names[k.Name] = i
 		}
 
-		if !checkerTypes[k.Type] {
-			p.add(key+".type", "%q is not tcp, http, process, script, interface or vip", k.Type)
+		typeOK := slices.Contains(checkerTypes, k.Type)
+		target := k.Target
+		if !typeOK {
+			p.add(key+".type", "%q is not %s", k.Type, oneOf(checkerTypes))
 		} else {
-			c.validateTarget(p, key, k)
+			target = validateTarget(p, key, k, vips, firstVIP)
 		}
 
 		intervalOK := true
-		if k.Interval.Duration < MinCheckInterval {
+		if k.Interval.Duration < checkers.MinInterval {
 			intervalOK = false
-			p.add(key+".interval", "%v is below the minimum %v (a faster checker could fork-bomb the host)", k.Interval.Duration, MinCheckInterval)
+			p.add(key+".interval", "%v is below the minimum %v (a faster checker could fork-bomb the host)", k.Interval.Duration, checkers.MinInterval)
 		}
 		// A timeout derived from a bad interval is not reported twice.
 		if intervalOK && positive(p, key+".timeout", k.Timeout) && k.Timeout.Duration >= k.Interval.Duration {
@@ -263,20 +310,17 @@ func (c *Config) validateCheckers(p *problems) {
 		if k.Rise < 1 {
 			p.add(key+".rise", "must be >= 1")
 		}
-		switch k.Action {
-		case "restart":
-			if c.App.Start == "" || c.App.Stop == "" {
-				p.add(key+".action", `restart needs app.start and app.stop: set them, or use action = "stop" or "none"`)
-			}
-		case "stop", "wait", "none":
-		default:
-			p.add(key+".action", "%q is not restart, stop, wait or none", k.Action)
+		switch {
+		case !slices.Contains(checkerActions, k.Action):
+			p.add(key+".action", "%q is not %s", k.Action, oneOf(checkerActions))
+		case k.Action == checkers.ActionRestart && (c.App.Start == "" || c.App.Stop == ""):
+			p.add(key+".action", `restart needs app.start and app.stop: set them, or use action = "wait", "stop" or "none"`)
 		}
 
 		switch {
-		case !checkerTypes[k.Type]:
+		case !typeOK:
 			// Already reported; which fields apply is unknown.
-		case k.Type == "http":
+		case k.Type == checkers.TypeHTTP:
 			if k.Expect < 100 || k.Expect > 599 {
 				p.add(key+".expect", "%d is not an HTTP status (100..599)", k.Expect)
 			}
@@ -290,37 +334,46 @@ func (c *Config) validateCheckers(p *problems) {
 				}
 			}
 		}
+		out = append(out, checkers.Spec{
+			Name: k.Name, Type: k.Type, Target: target,
+			Interval: k.Interval.Duration, Timeout: k.Timeout.Duration, Fall: k.Fall, Rise: k.Rise, Action: k.Action,
+			Expect: k.Expect, Body: k.Body, Host: k.Host, SkipVerify: k.SkipVerify,
+			VIP: firstVIP,
+		})
 	}
+	return out
 }
 
-func (c *Config) validateTarget(p *problems, key string, k Checker) {
+// validateTarget checks a checker's target and returns it as the probe
+// takes it: a vip checker's address in canonical form, the first VIP when
+// the target is empty.
+func validateTarget(p *problems, key string, k Checker, vips []vip.Config, firstVIP string) string {
 	key += ".target"
 	t := k.Target
-	if k.Type == "vip" {
+	if k.Type == checkers.TypeVIP {
 		if t == "" {
-			return // all VIPs
+			return firstVIP
 		}
-		want, err := netip.ParseAddr(t)
-		if err == nil {
-			for _, v := range c.VIP {
-				if a, err := netip.ParseAddr(v.Address); err == nil && a == want {
-					return
+		if want, err := netip.ParseAddr(t); err == nil {
+			for _, v := range vips {
+				if v.Addr == want {
+					return want.String()
 				}
 			}
 		}
-		p.add(key, "%q is not one of the vip addresses (leave it empty to watch them all)", t)
-		return
+		p.add(key, "%q is not one of the vip addresses (leave it empty to watch the first one)", t)
+		return t
 	}
 	if strings.TrimSpace(t) == "" {
 		p.add(key, "required for type %s", k.Type)
-		return
+		return t
 	}
 	switch k.Type {
-	case "tcp":
+	case checkers.TypeTCP:
 		if err := checkHostPort(t); err != nil {
 			p.add(key, "%q: %v", t, err)
 		}
-	case "http":
+	case checkers.TypeHTTP:
 		u, err := url.Parse(t)
 		switch {
 		case err != nil:
@@ -330,11 +383,20 @@ func (c *Config) validateTarget(p *problems, key string, k Checker) {
 		case u.Host == "" || u.Hostname() == "":
 			p.add(key, "%q has no host", t)
 		case u.Port() != "":
-			if _, err := parsePort(u.Port()); err != nil {
+			if _, err := filter.ParsePort(u.Port()); err != nil {
 				p.add(key, "%q: %v", t, err)
 			}
 		}
 	}
+	return t
+}
+
+// oneOf spells a list of words as "a, b or c".
+func oneOf(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 func (c *Config) validateConsole(p *problems) {
@@ -344,7 +406,7 @@ func (c *Config) validateConsole(p *problems) {
 		p.add("console.listen", "%q is not host:port, e.g. %q", l, DefaultConsoleListen)
 		return
 	}
-	if _, err := parsePort(port); err != nil {
+	if _, err := filter.ParsePort(port); err != nil {
 		p.add("console.listen", "%q: %v", l, err)
 		return
 	}
@@ -354,13 +416,16 @@ func (c *Config) validateConsole(p *problems) {
 			return
 		}
 	}
-	if !isLoopback(host) && c.Console.PasswordFile == "" {
+	if !IsLoopbackHost(host) && c.Console.PasswordFile == "" {
 		p.add("console.password_file", "required when console.listen (%s) is not a loopback address: anyone who reaches it could stop the farm", l)
 	}
 }
 
-// isLoopback reports whether host names only this machine, without DNS.
-func isLoopback(host string) bool {
+// IsLoopbackHost reports whether host (an IP address or a name, without a
+// port) names only this machine, deciding without DNS: "localhost" and
+// loopback addresses (127/8, ::1, IPv4-mapped forms) do. An empty host, as
+// in ":9010", means every address and is not loopback.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -421,6 +486,6 @@ func checkHostPort(s string) error {
 	if _, err := netip.ParseAddr(host); err != nil && !isHostname(host) {
 		return fmt.Errorf("%q is not an IP address or host name", host)
 	}
-	_, err = parsePort(port)
+	_, err = filter.ParsePort(port)
 	return err
 }

@@ -123,6 +123,7 @@ func TestValidate(t *testing.T) {
 		{"vip interface empty", func(c *Config) { c.VIP[0].Interface = "" }, "vip[0].interface: required"},
 		{"vip interface with space (Windows)", func(c *Config) { c.VIP[0].Interface = "Ethernet 2" }, ""},
 		{"vip mode multicast", func(c *Config) { c.VIP[0].Mode = "multicast" }, ""},
+		{"vip mode in capitals", func(c *Config) { c.VIP[0].Mode = "Multicast" }, ""},
 		{"vip mode bad", func(c *Config) { c.VIP[0].Mode = "unicast" }, `vip[0].mode: "unicast" is not vmac or multicast`},
 
 		// rule
@@ -134,6 +135,8 @@ func TestValidate(t *testing.T) {
 		{"rule ports zero", func(c *Config) { c.Rule[0].Ports = "0" }, `rule[0].ports: "0": port 0 is out of range 1..65535`},
 		{"rule ports reversed", func(c *Config) { c.Rule[0].Ports = "90-80" }, `rule[0].ports: "90-80": range is reversed (write 80-90)`},
 		{"rule ports empty", func(c *Config) { c.Rule[0].Ports = "" }, "rule[0].ports:"},
+		{"rule ports repeated", func(c *Config) { c.Rule[0].Ports = "80,443,80" }, `rule[0].ports: "80": overlaps 80`},
+		{"rule ports overlapping ranges", func(c *Config) { c.Rule[0].Ports = "8000-8100,8050" }, `rule[0].ports: "8050": overlaps 8000-8100`},
 		{"rules same port other proto", func(c *Config) {
 			c.Rule = append(c.Rule, Rule{Proto: "udp", Ports: "443", Affinity: "ip"})
 		}, ""},
@@ -173,7 +176,7 @@ func TestValidate(t *testing.T) {
 		{"interface target empty", func(c *Config) { c.Checker[0].Type, c.Checker[0].Target, c.Checker[0].Expect = "interface", "", 0 }, "checker[0].target: required for type interface"},
 		{"vip checker without target", func(c *Config) { c.Checker[0].Type, c.Checker[0].Target, c.Checker[0].Expect = "vip", "", 0 }, ""},
 		{"vip checker naming a vip", func(c *Config) { c.Checker[0].Type, c.Checker[0].Target, c.Checker[0].Expect = "vip", "10.0.0.100", 0 }, ""},
-		{"vip checker naming another address", func(c *Config) { c.Checker[0].Type, c.Checker[0].Target, c.Checker[0].Expect = "vip", "10.0.0.5", 0 }, `checker[0].target: "10.0.0.5" is not one of the vip addresses`},
+		{"vip checker naming another address", func(c *Config) { c.Checker[0].Type, c.Checker[0].Target, c.Checker[0].Expect = "vip", "10.0.0.5", 0 }, `checker[0].target: "10.0.0.5" is not one of the vip addresses (leave it empty to watch the first one)`},
 		{"http https URL", func(c *Config) { c.Checker[0].Target = "https://127.0.0.1:8443/health" }, ""},
 		{"http not a URL", func(c *Config) { c.Checker[0].Target = "127.0.0.1:80" }, `checker[0].target: "127.0.0.1:80" is not a URL`},
 		{"http other scheme", func(c *Config) { c.Checker[0].Target = "ftp://127.0.0.1/" }, `checker[0].target: "ftp://127.0.0.1/" must be an http:// or https:// URL`},
@@ -253,6 +256,17 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.1.2.3": true, "::1": true, "::ffff:127.0.0.1": true,
+		"": false, "0.0.0.0": false, "::": false, "10.0.0.11": false, "web1.example": false, "localhost.example": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 

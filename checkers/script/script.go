@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 )
@@ -166,6 +167,20 @@ func (r *Runner) run(ctx context.Context, action, path string, args []string) Re
 		}
 	}
 	return res
+}
+
+// LastLine returns the last non-empty line of a script's output, at most
+// max bytes (then marked with "..."): where a failing script usually says
+// why, short enough for an error message or an event.
+func LastLine(output string, max int) string {
+	s := strings.TrimSpace(output)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[i+1:])
+	}
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
 }
 
 // tailBuffer keeps the last max bytes written to it and counts the rest.

@@ -17,23 +17,24 @@ import (
 // day of a flapping checker, small enough to copy on every console request.
 const DefaultSize = 1000
 
-// Event is one thing that happened on a node.
+// Event is one thing that happened on a node. Its JSON keys are lowercase,
+// like the rest of the agent's API.
 type Event struct {
 	// Seq numbers events in the order they were added, from 1. Pollers pass
 	// the last Seq they saw to ListAfter, which never misses nor repeats an
 	// event even when two share the same Time.
-	Seq uint64
+	Seq uint64 `json:"seq"`
 	// Time is when it happened; Add sets it to now when zero.
-	Time time.Time
+	Time time.Time `json:"time"`
 	// Node is the node the event is about.
-	Node string
+	Node string `json:"node"`
 	// What is a short stable name, e.g. "checker.failing", "recovery.restart".
-	What string
+	What string `json:"what"`
 	// Why is a human sentence explaining it.
-	Why string
+	Why string `json:"why"`
 	// Detail holds optional key/value context (checker name, exit code).
 	// It must not be modified after Add.
-	Detail map[string]string
+	Detail map[string]string `json:"detail,omitempty"`
 }
 
 // Ring is a bounded, concurrency-safe history of events: when full, the

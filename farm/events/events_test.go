@@ -2,12 +2,15 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestRingList(t *testing.T) {
@@ -106,5 +109,38 @@ func TestRingConcurrent(t *testing.T) {
 		if all[i].Seq != all[i-1].Seq+1 {
 			t.Fatalf("events out of order at %d: %d after %d", i, all[i].Seq, all[i-1].Seq)
 		}
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   Event
+		want string
+	}{
+		{"all fields", Event{Seq: 7, Time: at, Node: "web2", What: "checker.failing", Why: "connection refused",
+			Detail: map[string]string{"checker": "web"}},
+			`{"seq":7,"time":"2026-01-02T03:04:05Z","node":"web2","what":"checker.failing","why":"connection refused","detail":{"checker":"web"}}`},
+		{"no detail", Event{Seq: 1, Time: at, Node: "web1", What: "node.up"},
+			`{"seq":1,"time":"2026-01-02T03:04:05Z","node":"web1","what":"node.up","why":""}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Fatalf("json = %s\nwant   %s", b, tt.want)
+			}
+			var back Event
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.in, back); diff != "" {
+				t.Fatalf("round trip (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/webfarm/farm/farm/view"
 )
 
 // Config is what membership needs to know about this node.
@@ -20,7 +22,7 @@ type Config struct {
 	Name      string
 	ID        uint8
 	Weight    uint32
-	State     State
+	State     view.State
 	Bind      string // ip:port
 	Advertise string // ip:port, optional
 	Join      []string
@@ -39,19 +41,19 @@ type Config struct {
 	OnAction func(action string) error
 }
 
-// Membership runs serf for this node and publishes a View on every change.
+// Membership runs serf for this node and publishes a view.View on every change.
 type Membership struct {
 	cfg      Config
 	log      *slog.Logger
-	onChange func(View)
+	onChange func(view.View)
 
 	joined atomic.Bool
 	pubMu  sync.Mutex // serializes publish
 
 	mu       sync.Mutex
 	serf     *serf.Serf
-	state    State
-	view     View
+	state    view.State
+	view     view.View
 	suspects map[string]bool
 	// downSince records when each peer was first seen down, for dynamic
 	// quorum; excluded holds those dropped from the majority count.
@@ -66,9 +68,9 @@ const settleTime = 10 * time.Second
 // New prepares membership; nothing starts until Run. onChange is called with
 // every new view, one call at a time and in order; it must not call back into
 // SetState, SetWeight or Refresh (they publish too).
-func New(cfg Config, log *slog.Logger, onChange func(View)) *Membership {
+func New(cfg Config, log *slog.Logger, onChange func(view.View)) *Membership {
 	if cfg.State == "" {
-		cfg.State = StateUp
+		cfg.State = view.StateUp
 	}
 	return &Membership{cfg: cfg, log: log, onChange: onChange, state: cfg.State}
 }
@@ -91,7 +93,9 @@ func splitHostPort(hp string) (string, int, error) {
 func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
 	sc := serf.DefaultConfig()
 	sc.NodeName = m.cfg.Name
+	m.mu.Lock()
 	sc.Tags = Tags(m.cfg.ID, m.cfg.Weight, m.state)
+	m.mu.Unlock()
 	sc.EventCh = events
 	sc.Logger = newSerfLogger(m.log)
 	sc.MemberlistConfig = memberlist.DefaultLANConfig()
@@ -109,8 +113,8 @@ func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
 			return nil, fmt.Errorf("gossip.advertise %q: %w", m.cfg.Advertise, err)
 		}
 	}
-	if len(m.cfg.Key) != 32 {
-		return nil, errors.New("gossip key must be 32 bytes (farm keygen makes one)")
+	if err := memberlist.ValidateKey(m.cfg.Key); err != nil {
+		return nil, fmt.Errorf("gossip key: %w (farm keygen makes one)", err)
 	}
 	mc.SecretKey = m.cfg.Key
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
@@ -251,45 +255,27 @@ func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 	}
 }
 
-// SetState changes this node's state tag; every node recomputes its table.
-func (m *Membership) SetState(st State) error {
+// SetLocal changes this node's advertised state and weight; every node
+// recomputes its table. Callers serialize their calls (the agent holds its
+// node-state lock across the computation and this call), so the tags always
+// carry the latest state. Established flows stay where they are.
+func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	m.mu.Lock()
 	s := m.serf
-	m.state = st
+	m.state, m.cfg.Weight = st, weight
 	m.mu.Unlock()
 	if s == nil {
-		return nil
+		return nil // Run puts them in the first tags
 	}
-	m.mu.Lock()
-	w := m.cfg.Weight
-	m.mu.Unlock()
-	if err := s.SetTags(Tags(m.cfg.ID, w, st)); err != nil {
-		return fmt.Errorf("publish state %s: %w", st, err)
-	}
-	m.publish()
-	return nil
-}
-
-// SetWeight changes this node's weight tag (a config reload); every node
-// recomputes its table. Established flows stay where they are.
-func (m *Membership) SetWeight(w uint32) error {
-	m.mu.Lock()
-	s := m.serf
-	m.cfg.Weight = w
-	st := m.state
-	m.mu.Unlock()
-	if s == nil {
-		return nil
-	}
-	if err := s.SetTags(Tags(m.cfg.ID, w, st)); err != nil {
-		return fmt.Errorf("publish weight %d: %w", w, err)
+	if err := s.SetTags(Tags(m.cfg.ID, weight, st)); err != nil {
+		return fmt.Errorf("publish state %s, weight %d: %w", st, weight, err)
 	}
 	m.publish()
 	return nil
 }
 
 // View returns the latest view.
-func (m *Membership) View() View {
+func (m *Membership) View() view.View {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.view
@@ -306,7 +292,7 @@ func (m *Membership) publish() {
 	m.mu.Lock()
 	s := m.serf
 	m.mu.Unlock()
-	var nodes []Node
+	var nodes []view.Node
 	m.mu.Lock()
 	suspects, excluded := m.suspects, m.excluded
 	m.mu.Unlock()
@@ -322,7 +308,7 @@ func (m *Membership) publish() {
 	if m.cfg.WitnessOK != nil {
 		witness = m.cfg.WitnessOK()
 	}
-	v := Compute(nodes, witness)
+	v := view.Compute(nodes, witness)
 	if !m.joined.Load() && v.Healthy > 1 {
 		// A peer joined us (push-pull gave us its whole member list): we
 		// know the farm even though our own join attempt failed.
@@ -436,7 +422,7 @@ func (m *Membership) pollSuspects(s *serf.Serf) bool {
 	return changed
 }
 
-func sameNodes(a, b []Node) bool {
+func sameNodes(a, b []view.Node) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/webfarm/farm/farm/view"
 )
 
 // freePort finds a port free for both TCP and UDP on loopback (serf uses both).
@@ -36,13 +38,13 @@ func freePort(t *testing.T) int {
 type node struct {
 	m       *Membership
 	mu      sync.Mutex
-	view    View
+	view    view.View
 	actions []string
 	done    chan error
 	cancel  context.CancelFunc
 }
 
-func (n *node) View() View {
+func (n *node) View() view.View {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.view
@@ -65,7 +67,7 @@ func startNode(t *testing.T, name string, id uint8, key []byte, join []string) (
 			n.actions = append(n.actions, a)
 			return nil
 		},
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(v View) {
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(v view.View) {
 		n.mu.Lock()
 		n.view = v
 		n.mu.Unlock()
@@ -137,7 +139,7 @@ func TestMembershipOnLoopback(t *testing.T) {
 		t.Fatalf("unknown node: got %v", err)
 	}
 
-	if err := b.m.SetState(StateStopped); err != nil {
+	if err := b.m.SetLocal(view.StateStopped, 100); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "a to own everything while b is stopped", func() bool {

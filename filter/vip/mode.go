@@ -34,7 +34,9 @@ func (m Mode) String() string {
 }
 
 // ParseMode reads the configuration spelling of a mode ("vmac" or
-// "multicast"), so config files and flags share one vocabulary.
+// "multicast", in any case, surrounding spaces ignored), so config files and
+// flags share one vocabulary. It is the config's parser: its error names the
+// accepted words and leaves naming the key to the caller.
 func ParseMode(s string) (Mode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vmac":
@@ -42,7 +44,7 @@ func ParseMode(s string) (Mode, error) {
 	case "multicast":
 		return ModeMulticast, nil
 	}
-	return 0, fmt.Errorf("vip mode %q is not one of vmac, multicast", s)
+	return 0, fmt.Errorf("%q is not vmac or multicast", s)
 }
 
 // MarshalText lets encoders (TOML, JSON) write a Mode by name.
@@ -57,7 +59,7 @@ func (m Mode) MarshalText() ([]byte, error) {
 func (m *Mode) UnmarshalText(b []byte) error {
 	v, err := ParseMode(string(b))
 	if err != nil {
-		return err
+		return fmt.Errorf("vip mode %w", err)
 	}
 	*m = v
 	return nil

@@ -81,7 +81,9 @@ func (f *farm) ckAPI(i int, path string, v any) error {
 
 // ckEvents returns node i's events with a sequence number above after.
 func (f *farm) ckEvents(i int, after uint64) ([]events.Event, error) {
-	var body struct{ Events []events.Event }
+	var body struct {
+		Events []events.Event `json:"events"`
+	}
 	if err := f.ckAPI(i, "/api/v1/events?limit=10000", &body); err != nil {
 		return nil, err
 	}

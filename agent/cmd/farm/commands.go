@@ -5,17 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 
-	"github.com/kardianos/service"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/term"
 
-	"github.com/webfarm/farm/agent"
 	"github.com/webfarm/farm/agent/config"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/filter/vip"
@@ -41,48 +37,6 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
-}
-
-// signalContext is cancelled by the first SIGINT/SIGTERM (graceful: leave the
-// farm, release the VIP, remove rules); a second signal forces exit.
-func signalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	go func() {
-		s := <-ch
-		log.Info("Signal received: shutting down gracefully (send again to force).", "signal", s.String())
-		cancel()
-		s = <-ch
-		log.Error("Second signal: exiting now; run farm cleanup to remove leftovers.", "signal", s.String())
-		os.Exit(2)
-	}()
-	return ctx, cancel
-}
-
-// reloadOnHUP re-reads the config on SIGHUP; a bad file is refused whole and
-// the running config stays.
-func reloadOnHUP(ctx context.Context, path string, a *agent.Agent, log *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			cfg, err := config.Load(path)
-			if err != nil {
-				log.Error("Reload refused: the config has errors; keeping the running one.", "err", err)
-				continue
-			}
-			if err := a.Reload(cfg); err != nil {
-				log.Error("Reload failed.", "err", err)
-				continue
-			}
-			log.Info("Config reloaded.", "path", path)
-		}
-	}
 }
 
 // setProcs runs the Go scheduler with one P per NFQUEUE reader unless
@@ -111,28 +65,10 @@ func agentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !service.Interactive() {
-				return runAsService(path, log)
-			}
-			cfg, err := config.Load(path)
-			if err != nil {
+			if managed, err := runUnderServiceManager(path, log); managed {
 				return err
 			}
-			log = log.With("node", cfg.Node.Name)
-			setProcs(cfg.Filter.Queues, log)
-			a, err := agent.New(cfg, log)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext(log)
-			defer cancel()
-			go reloadOnHUP(ctx, path, a, log)
-			if err := a.Run(ctx); err != nil {
-				log.Error("Agent stopped with an error.", "err", err)
-				return err
-			}
-			log.Info("Agent stopped.")
-			return nil
+			return runAgent(context.Background(), path, log)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/farm/farm.toml", "config file")
@@ -142,13 +78,23 @@ func agentCmd() *cobra.Command {
 
 func checkCmd() *cobra.Command {
 	var path string
+	var offline bool
 	c := &cobra.Command{
 		Use:   "check",
-		Short: "Validate a config file and print the effective config",
+		Short: "Validate a config file and this host for it, and print the effective config",
+		Long: "Validate a config file (every key, every default) and, unless --offline, check it against this host:\n" +
+			"the gossip key file (readable, a valid key, chmod 600), the VIP interfaces, the console password file,\n" +
+			"the app scripts and the state directory. Every problem is listed, each naming its key. Host checks run\n" +
+			"once the file itself is valid. Run it as the agent's user.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
+			}
+			if !offline {
+				if err := cfg.CheckHost(); err != nil {
+					return hostProblems(path, err)
+				}
 			}
 			fmt.Fprint(cmd.OutOrStdout(), cfg.Effective())
 			fmt.Fprintf(cmd.ErrOrStderr(), "%s: ok\n", path)
@@ -156,7 +102,21 @@ func checkCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/farm/farm.toml", "config file")
+	c.Flags().BoolVar(&offline, "offline", false, "check the file only, not this host (key file, interfaces, scripts)")
 	return c
+}
+
+// hostProblems names the file and counts the problems, as config.Load does
+// for the file's own problems.
+func hostProblems(path string, err error) error {
+	n := 1
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		n = len(j.Unwrap())
+	}
+	if n > 1 {
+		return fmt.Errorf("config %s: %d problems on this host (--offline skips these checks):\n%w", path, n, err)
+	}
+	return fmt.Errorf("config %s: on this host (--offline skips this check): %w", path, err)
 }
 
 func keygenCmd() *cobra.Command {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/kardianos/service"
 	"github.com/spf13/cobra"
 
-	"github.com/webfarm/farm/agent"
 	"github.com/webfarm/farm/agent/config"
 )
 
@@ -36,38 +33,6 @@ KillMode=mixed
 WantedBy=multi-user.target
 `
 
-// program adapts the agent to the service manager (systemd, Windows SCM).
-type program struct {
-	cfgPath string
-	log     *slog.Logger
-	cancel  context.CancelFunc
-	done    chan error
-}
-
-func (p *program) Start(service.Service) error {
-	cfg, err := config.Load(p.cfgPath)
-	if err != nil {
-		return err
-	}
-	setProcs(cfg.Filter.Queues, p.log)
-	a, err := agent.New(cfg, p.log.With("node", cfg.Node.Name))
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan error, 1)
-	go func() { p.done <- a.Run(ctx) }()
-	return nil
-}
-
-func (p *program) Stop(service.Service) error {
-	if p.cancel == nil {
-		return nil
-	}
-	p.cancel()
-	return <-p.done
-}
-
 func serviceConfig(cfgPath string) *service.Config {
 	return &service.Config{
 		Name:        "farm",
@@ -78,15 +43,12 @@ func serviceConfig(cfgPath string) *service.Config {
 	}
 }
 
-// runAsService hands control to the service manager when the agent was
-// started by one (Windows SCM, systemd) rather than from a terminal.
-func runAsService(cfgPath string, log *slog.Logger) error {
-	s, err := service.New(&program{cfgPath: cfgPath, log: log}, serviceConfig(cfgPath))
-	if err != nil {
-		return err
-	}
-	return s.Run()
-}
+// controlOnly is the service.Interface of the `farm service` commands, which
+// install and control the service but never run the agent themselves.
+type controlOnly struct{}
+
+func (controlOnly) Start(service.Service) error { return nil }
+func (controlOnly) Stop(service.Service) error  { return nil }
 
 func serviceCmd() *cobra.Command {
 	var cfgPath string
@@ -105,7 +67,7 @@ func serviceCmd() *cobra.Command {
 					return fmt.Errorf("refusing to install with a bad config: %w", err)
 				}
 			}
-			s, err := service.New(&program{cfgPath: abs}, serviceConfig(abs))
+			s, err := service.New(controlOnly{}, serviceConfig(abs))
 			if err != nil {
 				return err
 			}

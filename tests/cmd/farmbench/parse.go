@@ -198,3 +198,23 @@ func parseSNMP(text string) map[string]int64 {
 	}
 	return out
 }
+
+// queueDelta sums the counters of every queue after minus before (a queue
+// that was bound again starts from zero: then its after value counts).
+func queueDelta(before, after []nfQueue) nfQueue {
+	var d nfQueue
+	for _, a := range after {
+		var b nfQueue
+		for _, x := range before {
+			if x.Queue == a.Queue && x.Seq <= a.Seq {
+				b = x
+			}
+		}
+		d.Queue = a.Queue
+		d.Total += a.Total
+		d.Seq += a.Seq - b.Seq
+		d.Dropped += a.Dropped - b.Dropped
+		d.UserDropped += a.UserDropped - b.UserDropped
+	}
+	return d
+}

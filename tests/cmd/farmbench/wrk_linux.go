@@ -433,26 +433,6 @@ func agentCPU(f *farm) map[string]float64 {
 	return out
 }
 
-// queueDelta sums the counters of every queue after minus before (a queue
-// that was bound again starts from zero: then its after value counts).
-func queueDelta(before, after []nfQueue) nfQueue {
-	var d nfQueue
-	for _, a := range after {
-		var b nfQueue
-		for _, x := range before {
-			if x.Queue == a.Queue && x.Seq <= a.Seq {
-				b = x
-			}
-		}
-		d.Queue = a.Queue
-		d.Total += a.Total
-		d.Seq += a.Seq - b.Seq
-		d.Dropped += a.Dropped - b.Dropped
-		d.UserDropped += a.UserDropped - b.UserDropped
-	}
-	return d
-}
-
 // combine sums several simultaneous wrk runs into one: rates and counts
 // add up; the p50 is the mean of theirs, the p99 and max the worst.
 func combine(runs []wrkRun) wrkRun {

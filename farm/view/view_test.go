@@ -1,4 +1,4 @@
-package member
+package view
 
 import "testing"
 
@@ -59,19 +59,6 @@ func TestOwnersDuplicateID(t *testing.T) {
 	got := Owners(nodes)
 	if len(got) != 1 || got[0].ID != 2 {
 		t.Fatalf("Owners = %v, want only id 2", got)
-	}
-}
-
-func TestTagsRoundTrip(t *testing.T) {
-	n := nodeFromTags("web1", "10.0.0.1:7946", true, false, Tags(7, 50, StateDraining))
-	if n.ID != 7 || n.Weight != 50 || n.State != StateDraining {
-		t.Fatalf("round trip: %+v", n)
-	}
-	if n := nodeFromTags("x", "", true, false, map[string]string{"id": "999"}); n.ID != 0 {
-		t.Errorf("out-of-range id accepted: %+v", n)
-	}
-	if n := nodeFromTags("x", "", false, false, Tags(1, 1, StateUp)); n.State != StateDown {
-		t.Errorf("unreachable node state %s, want down", n.State)
 	}
 }
 

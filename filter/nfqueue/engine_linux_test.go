@@ -1,4 +1,4 @@
-package filter_test
+package nfqueue_test
 
 import (
 	"bufio"
@@ -18,8 +18,10 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/nfqueue"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/internal/testenv"
 )
@@ -78,8 +80,38 @@ func fill(owner uint8) *table.Table {
 	return t
 }
 
+// serve is a plan that answers by table t, with reset set rs (nil: window
+// closed).
+func serve(t *table.Table, rs *table.Set) plan.Plan {
+	p := plan.Plan{Serving: true, Table: t, Reset: rs}
+	if rs != nil {
+		p.ResetUntil = time.Now().Add(time.Minute)
+	}
+	return p
+}
+
+// apply gives the engine a plan, failing the test if it cannot. Opening or
+// closing the reset window runs nft, which must run in ns.
+func apply(t *testing.T, ns string, e *nfqueue.Engine, p plan.Plan) {
+	t.Helper()
+	if err := inNetns(ns, func() error { return e.Apply(p) }); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+// rulesPresent reports whether the farm's nft table exists in ns.
+func rulesPresent(t *testing.T, ns string) bool {
+	t.Helper()
+	var out []byte
+	_ = inNetns(ns, func() (err error) {
+		out, err = exec.Command("nft", "list", "tables").CombinedOutput()
+		return err
+	})
+	return strings.Contains(string(out), "table ip "+rules.NFTTable)
+}
+
 // TestEngineNetns runs the real data path between two namespaces joined by
-// a veth: rules installed on the server side, the engine answering the
+// a veth: the engine installs its rules on the server side and answers the
 // queue. Owning every bucket, a client connects; owning none, a new connect
 // times out while the established connection keeps working (its conntrack
 // mark is ours); with the engine stopped, connects time out (fail closed).
@@ -105,9 +137,6 @@ func TestEngineNetns(t *testing.T) {
 	}
 	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
 	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: 7, Queues: 2}
-	if err := inNetns(srv, func() error { return rules.Install(ctx, spec) }); err != nil {
-		t.Fatalf("install rules: %v", err)
-	}
 
 	// An echo server on the VIP.
 	var ln net.Listener
@@ -137,9 +166,7 @@ func TestEngineNetns(t *testing.T) {
 		}
 	}()
 
-	d := filter.NewDecider(1, ruleList)
-	d.SetTable(fill(1))
-	eng := filter.NewEngine(d, 7, 2, nil)
+	eng := nfqueue.New(spec, nil)
 	engCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
 	runErr := make(chan error, 1)
@@ -151,6 +178,10 @@ func TestEngineNetns(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("engine not ready in time")
 	}
+	if !rulesPresent(t, srv) {
+		t.Fatal("engine ready without its rules")
+	}
+	apply(t, srv, eng, serve(fill(1), nil))
 
 	dial := func(timeout time.Duration) (net.Conn, error) {
 		var c net.Conn
@@ -213,7 +244,7 @@ func TestEngineNetns(t *testing.T) {
 	}
 
 	// 2. Another node owns every bucket: new flows time out, ours survives.
-	d.SetTable(fill(2))
+	apply(t, srv, eng, serve(fill(2), nil))
 	dropped := eng.Stats().Dropped
 	mustTimeOut("owning no bucket")
 	if st := eng.Stats(); st.Dropped <= dropped {
@@ -223,8 +254,12 @@ func TestEngineNetns(t *testing.T) {
 		t.Errorf("the established flow broke on rebalance: %v", err)
 	}
 
-	// 3. The engine stops: queued SYNs find nobody and are dropped.
-	d.SetTable(fill(1))
+	// 3. A plan that serves nobody: new flows time out.
+	apply(t, srv, eng, plan.Plan{Table: &table.Table{}})
+	mustTimeOut("not serving")
+
+	// 4. The engine stops: it removes its rules.
+	apply(t, srv, eng, serve(fill(1), nil))
 	stopEngine()
 	select {
 	case err := <-runErr:
@@ -234,7 +269,9 @@ func TestEngineNetns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	mustTimeOut("engine stopped")
+	if rulesPresent(t, srv) {
+		t.Error("the engine's rules are still there after Run returned")
+	}
 	if st := eng.Stats(); st.Errors != 0 {
 		t.Errorf("engine errors: %+v", st)
 	}
@@ -270,15 +307,6 @@ func TestEngineResetNetns(t *testing.T) {
 	}
 	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
 	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: 9}
-	if err := inNetns(srv, func() error { return rules.Install(ctx, spec) }); err != nil {
-		t.Fatalf("install rules: %v", err)
-	}
-	setReset := func(on bool) {
-		t.Helper()
-		if err := inNetns(srv, func() error { return rules.SetReset(ctx, spec, on) }); err != nil {
-			t.Fatalf("SetReset(%v): %v", on, err)
-		}
-	}
 	srvRun := func(name string, args ...string) string {
 		t.Helper()
 		var out []byte
@@ -320,8 +348,7 @@ func TestEngineResetNetns(t *testing.T) {
 		}
 	}()
 
-	d := filter.NewDecider(1, ruleList)
-	eng := filter.NewEngine(d, 9, 1, nil)
+	eng := nfqueue.New(spec, nil)
 	engCtx, stopEngine := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
 	go func() { runErr <- inNetns(srv, func() error { return eng.Run(engCtx) }) }()
@@ -403,33 +430,30 @@ func TestEngineResetNetns(t *testing.T) {
 	}
 
 	bucket := filter.BucketOf(netip.MustParseAddr(client), 0, filter.AffinityIP)
-	mine, others := new(filter.Takeover), new(filter.Takeover)
+	mine, others := new(table.Set), new(table.Set)
 	for b := range table.Buckets {
 		if uint16(b) != bucket {
-			others.Set(uint16(b))
+			others.Add(uint16(b))
 		}
 	}
-	mine.Set(bucket)
+	mine.Add(bucket)
 	tests := []struct {
 		name      string
-		window    bool
 		owner     uint8
-		takeover  *filter.Takeover
+		takeover  *table.Set // nil: window closed
 		wantReset bool
 	}{
-		{"window open, bucket not taken over", true, 1, others, false},
-		{"window open, bucket taken over", true, 1, mine, true},
-		{"window open, taken over but another node owns it", true, 2, mine, false},
-		{"window closed, bucket taken over", false, 1, mine, false},
+		{"window open, bucket not taken over", 1, others, false},
+		{"window open, bucket taken over", 1, mine, true},
+		{"window open, taken over but another node owns it", 2, mine, false},
+		{"window closed", 1, nil, false},
 	}
 	for _, tt := range tests {
+		window := tt.takeover != nil
 		// Steps in the test goroutine: each one leaves the engine as it found it.
-		d.SetTable(fill(1))
-		d.SetTakeover(nil)
+		apply(t, srv, eng, serve(fill(1), nil))
 		c := orphan()
-		d.SetTable(fill(tt.owner))
-		d.SetTakeover(tt.takeover)
-		setReset(tt.window)
+		apply(t, srv, eng, serve(fill(tt.owner), tt.takeover))
 		before := eng.Stats()
 		wait := 1500 * time.Millisecond
 		if tt.wantReset {
@@ -446,16 +470,15 @@ func TestEngineResetNetns(t *testing.T) {
 			t.Errorf("%s: client got %v, want a timeout (nothing answers)", tt.name, err)
 		case tt.wantReset && after.Reset == before.Reset:
 			t.Errorf("%s: the engine counted no reset: %+v", tt.name, after)
-		case !tt.window && after != before:
+		case !window && after != before:
 			t.Errorf("%s: the kernel queued packets outside the window: before %+v, after %+v", tt.name, before, after)
-		case tt.window && !tt.wantReset && after.Dropped == before.Dropped:
+		case window && !tt.wantReset && after.Dropped == before.Dropped:
 			t.Errorf("%s: the engine dropped nothing (was the packet queued?): before %+v, after %+v", tt.name, before, after)
 		default:
 			t.Logf("%s: client got %v; stats %+v", tt.name, err, after)
 		}
-		setReset(false)
+		apply(t, srv, eng, serve(fill(1), nil))
 		if tt.wantReset { // the client recovers at once: a new connection works
-			d.SetTable(fill(1))
 			again := dial()
 			select {
 			case s := <-accepted:

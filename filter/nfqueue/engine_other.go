@@ -1,6 +1,6 @@
 //go:build !linux
 
-package filter
+package nfqueue
 
 import (
 	"context"
@@ -9,6 +9,6 @@ import (
 
 // Run is the NFQUEUE engine, which exists only on Linux; other systems have
 // their own engine (WinDivert on Windows). Here it fails at once.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(context.Context) error {
 	return errors.New("filter engine: NFQUEUE exists only on Linux")
 }

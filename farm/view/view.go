@@ -1,12 +1,12 @@
-// Package member keeps this node's view of the farm with serf: who is there,
-// in which state, with which id and weight. From that view it derives the
-// bucket owner table every node computes identically (farm/table).
-package member
+// Package view is the farm as one node sees it: its members, their states,
+// whether this node is on the majority side, and the bucket owner table they
+// imply. It is pure: farm/member fills it from serf, the planner (farm/plan)
+// and the console read it, and tests build it by hand.
+package view
 
 import (
 	"cmp"
 	"slices"
-	"strconv"
 
 	"github.com/webfarm/farm/farm/table"
 )
@@ -22,13 +22,6 @@ const (
 	StateDraining State = "draining"
 	StateFailed   State = "failed" // its application is down
 	StateDown     State = "down"   // unreachable: derived from serf, never a tag
-)
-
-// Serf tag keys. Short, because tags travel in every gossip message.
-const (
-	tagID     = "id"
-	tagWeight = "w"
-	tagState  = "st"
 )
 
 // Node is one farm member as seen from here.
@@ -84,32 +77,6 @@ func HasQuorum(known, healthy int, witnessOK bool) bool {
 		return witnessOK
 	}
 	return false
-}
-
-// Tags encodes a node's identity and state for serf.
-func Tags(id uint8, weight uint32, st State) map[string]string {
-	return map[string]string{
-		tagID:     strconv.Itoa(int(id)),
-		tagWeight: strconv.FormatUint(uint64(weight), 10),
-		tagState:  string(st),
-	}
-}
-
-// nodeFromTags decodes what Tags encoded; a member with tags we cannot read
-// (another program on the gossip port, a future version) gets id 0 and owns
-// nothing.
-func nodeFromTags(name, addr string, alive, left bool, tags map[string]string) Node {
-	n := Node{Name: name, Addr: addr, Alive: alive, Left: left, State: State(tags[tagState])}
-	if id, err := strconv.Atoi(tags[tagID]); err == nil && id > 0 && id <= table.MaxID {
-		n.ID = uint8(id)
-	}
-	if w, err := strconv.ParseUint(tags[tagWeight], 10, 32); err == nil {
-		n.Weight = uint32(w)
-	}
-	if !alive {
-		n.State = StateDown
-	}
-	return n
 }
 
 // Owners returns the members that own buckets: alive, state up, with a valid

@@ -1,4 +1,4 @@
-package filter
+package nfqueue
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/rules"
 )
 
 // Queue settings. The queue length absorbs a burst of new flows; the
@@ -20,12 +23,34 @@ const (
 	readBuffer  = 4 << 20
 )
 
-// Run opens the queues (sockets are created in the network namespace of the
-// calling thread), answers every queued packet until ctx ends, then closes
-// them and returns nil. It returns an error if a queue cannot be opened or
-// stops receiving; packets queued while nobody listens are dropped by the
-// kernel (no fail-open), so a dead engine serves nobody. Call Run once.
-func (e *Engine) Run(ctx context.Context) error {
+// Run installs the farm's kernel rules, opens the queues (rules and sockets go
+// in the network namespace of the calling thread), answers every queued packet
+// until ctx ends, then closes the queues, removes the rules and returns nil.
+// It returns an error if the rules cannot be installed or removed, or a queue
+// cannot be opened or stops receiving; packets queued while nobody listens are
+// dropped by the kernel (no fail-open), so a dead engine serves nobody, and
+// rules a crashed agent left keep dropping until the next start or `farm
+// cleanup` replaces them. Call Run once.
+func (e *Engine) Run(ctx context.Context) (err error) {
+	if err := rules.Install(ctx, e.spec); err != nil {
+		return fmt.Errorf("install filter rules: %w", err)
+	}
+	e.log.Info("Filter rules installed.", "vips", len(e.spec.VIPs), "rules", len(e.spec.Rules))
+	defer func() {
+		if rerr := rules.Remove(context.WithoutCancel(ctx)); rerr != nil {
+			e.log.Error("Removing filter rules failed; run farm cleanup.", "err", rerr)
+			if err == nil {
+				err = fmt.Errorf("remove filter rules: %w (run farm cleanup)", rerr)
+			}
+			return
+		}
+		e.log.Info("Filter rules removed.")
+	}()
+	return e.serve(ctx)
+}
+
+// serve answers the queues until ctx ends.
+func (e *Engine) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var open []*nfqueue.Nfqueue
@@ -77,7 +102,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // hook returns the per-packet callback of one queue (the library calls it
 // from that queue's receive goroutine).
 func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
-	markOpt := nfqueue.WithMark(Mark(e.d.Self())) // built once, not per packet
+	markOpt := nfqueue.WithMark(filter.Mark(e.d.Self())) // built once, not per packet
 	return func(a nfqueue.Attribute) int {
 		if a.PacketID == nil {
 			e.errors.Add(1)
@@ -89,9 +114,9 @@ func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
 		}
 		var err error
 		switch e.decide(pkt).Verdict {
-		case Accept:
+		case filter.Accept:
 			err = nf.SetVerdictWithOption(*a.PacketID, nfqueue.NfAccept, markOpt)
-		case Reset:
+		case filter.Reset:
 			// No mark: the flow stays nobody's in conntrack, and the local
 			// stack, which has no socket for it, answers with a reset.
 			err = nf.SetVerdict(*a.PacketID, nfqueue.NfAccept)

@@ -1,10 +1,23 @@
-package filter
+// Package nfqueue is the data path engine that decides new flows in user
+// space: it installs the farm's kernel rules (package rules), which queue the
+// first packet of each new balanced flow over NFQUEUE, and answers each with
+// the verdict of a filter.Decider that follows the plan (farm/plan) the agent
+// applies. Established flows never leave the kernel: their conntrack mark
+// decides them. It fails closed: the queues are never bypassed, so a node
+// whose engine is gone drops new flows instead of answering every client.
+package nfqueue
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webfarm/farm/farm/plan"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/rules"
 )
 
 // MaxPacketLen is how much of each queued packet the kernel copies to the
@@ -17,13 +30,18 @@ const MaxPacketLen = 128
 // this node's mark, or drop; during a reset window it also receives the
 // packets of flows this node has no state for, and accepts the orphans
 // among them without a mark (Reset), so the local stack resets them. New
-// starts nothing; Run does the work.
+// starts nothing; Run installs the rules and does the work.
 type Engine struct {
-	d      *Decider
+	spec   rules.Spec
+	d      *filter.Decider
 	queue  uint16
 	queues uint16
 	log    *slog.Logger
 	ready  chan struct{}
+
+	// applyMu serializes Apply, which toggles the kernel's reset rules.
+	applyMu sync.Mutex
+	resetOn bool
 
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
@@ -47,13 +65,52 @@ type Stats struct {
 	Errors uint64
 }
 
-// NewEngine returns an engine serving queues queue..queue+queues-1 (queues 0
-// means 1) with decider d. log may be nil.
-func NewEngine(d *Decider, queue, queues uint16, log *slog.Logger) *Engine {
+// New returns an engine for the rules of spec, serving queues
+// spec.Queue..spec.Queue+spec.Queues-1 (Queues 0 means 1). It serves nobody
+// until the first Apply. log may be nil.
+func New(spec rules.Spec, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{d: d, queue: queue, queues: max(queues, 1), log: log, ready: make(chan struct{})}
+	return &Engine{
+		spec: spec, d: filter.NewDecider(spec.Self, spec.Rules),
+		queue: spec.Queue, queues: max(spec.Queues, 1), log: log, ready: make(chan struct{}),
+	}
+}
+
+// applyTimeout bounds the nft call that opens or closes the reset window.
+const applyTimeout = 10 * time.Second
+
+// Apply makes the engine follow p from the next packet on: it answers the
+// buckets p.Table gives this node and, while p.Reset is set, has the kernel
+// queue orphaned mid-flow packets so the decider resets those in p.Reset.
+// The window opens with the set in place before the kernel queues anything
+// for it, and closes in the kernel before the set goes, so no queued packet
+// finds an empty set. Call it after Ready; calls are serialized.
+func (e *Engine) Apply(p plan.Plan) error {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
+	defer cancel()
+	e.d.SetTable(p.Table)
+	switch open := p.Reset != nil; {
+	case open && !e.resetOn:
+		e.d.SetTakeover(p.Reset)
+		if err := rules.SetReset(ctx, e.spec, true); err != nil {
+			e.d.SetTakeover(nil)
+			return fmt.Errorf("open the reset window: %w", err)
+		}
+		e.resetOn = true
+	case !open && e.resetOn:
+		if err := rules.SetReset(ctx, e.spec, false); err != nil {
+			return fmt.Errorf("close the reset window: %w", err)
+		}
+		e.resetOn = false
+		e.d.SetTakeover(nil)
+	default:
+		e.d.SetTakeover(p.Reset)
+	}
+	return nil
 }
 
 // Stats returns the current counters; safe to call at any time.
@@ -67,12 +124,12 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
 // decide runs the decider on one queued packet and counts the outcome.
-func (e *Engine) decide(pkt []byte) Decision {
+func (e *Engine) decide(pkt []byte) filter.Decision {
 	dec := e.d.Decide(pkt)
 	switch dec.Verdict {
-	case Accept:
+	case filter.Accept:
 		e.accepted.Add(1)
-	case Reset:
+	case filter.Reset:
 		e.reset.Add(1)
 	default:
 		e.dropped.Add(1)

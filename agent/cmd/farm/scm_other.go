@@ -1,0 +1,10 @@
+//go:build !windows
+
+package main
+
+import "log/slog"
+
+// runUnderServiceManager reports false: outside Windows a service manager
+// (systemd) runs `farm agent` like a terminal does, with signals, so there is
+// one start path and nothing to hand over.
+func runUnderServiceManager(string, *slog.Logger) (bool, error) { return false, nil }
