@@ -80,7 +80,7 @@ func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan str
 			log.Error("Graceful shutdown took too long: exiting now; run farm cleanup to remove leftovers.", "bound", shutdownBound)
 			os.Exit(1)
 		case <-stopped:
-			stopped = nil // seen once
+			stopped = nil     // seen once
 			if bound == nil { // stopped by the caller or a failure, not a signal
 				t := time.NewTimer(shutdownBound)
 				defer t.Stop()
