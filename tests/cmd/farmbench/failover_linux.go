@@ -273,7 +273,7 @@ func (fo *failoverBench) trial(f *farm, ld *loader, n int) (failoverTrial, error
 			break
 		}
 	}
-	tRestore := time.Now()
+
 	dcancel()
 	det := detected()
 	if tr.OutageCapture, err = stopCap(); err != nil {
@@ -282,7 +282,7 @@ func (fo *failoverBench) trial(f *farm, ld *loader, n int) (failoverTrial, error
 	if stopCap, err = fo.capture(f); err != nil {
 		return tr, err
 	}
-	tRestore = time.Now()
+	tRestore := time.Now()
 
 	// Bring the victim back and wait for the farm to converge.
 	if fo.mode == "kill" {

@@ -74,26 +74,6 @@ func (f *farm) killAgent(i int) error {
 	return p.Kill()
 }
 
-// restartAll stops every agent (SIGTERM) and starts them again with a new
-// extra config, then waits for convergence.
-func (f *farm) restartAll(extra string) error {
-	for i, p := range f.agents {
-		if p != nil {
-			if err := p.Stop(); err != nil {
-				return fmt.Errorf("stop agent on node %d: %w", i+1, err)
-			}
-			f.agents[i] = nil
-		}
-	}
-	f.extra = extra
-	for i := range f.agents {
-		if err := f.startAgent(i + 1); err != nil {
-			return err
-		}
-	}
-	return f.waitUp(len(f.agents), 60*time.Second)
-}
-
 // nodeStatus is the part of `farm status --json` farmbench reads.
 type nodeStatus struct {
 	Name    string  `json:"name"`
