@@ -76,7 +76,7 @@ func TestAccess(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newTestServer(t, tc.password)
+			s, f := newTestServer(t, tc.password)
 			r := httptest.NewRequest(tc.method, tc.path, nil)
 			r.RemoteAddr = tc.remote
 			if tc.user != "" {
@@ -86,6 +86,15 @@ func TestAccess(t *testing.T) {
 			s.Handler().ServeHTTP(w, r)
 			if w.Code != tc.want {
 				t.Fatalf("got %d, want %d: %s", w.Code, tc.want, w.Body.String())
+			}
+			// The farm saw exactly the action that was allowed, or none.
+			var want []string
+			if tc.method == "POST" && tc.want == 200 {
+				parts := strings.Split(tc.path, "/")
+				want = []string{parts[4] + ":" + parts[5]}
+			}
+			if strings.Join(f.acted, ",") != strings.Join(want, ",") {
+				t.Errorf("farm acted %v, want %v", f.acted, want)
 			}
 		})
 	}

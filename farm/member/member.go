@@ -173,6 +173,10 @@ func (m *Membership) Run(ctx context.Context) error {
 	// served twice meanwhile).
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	// Queries are answered on goroutines of their own (an action may take a
+	// moment) that Run waits for before it returns.
+	var queries sync.WaitGroup
+	defer queries.Wait()
 	for {
 		select {
 		case <-tick.C:
@@ -191,7 +195,7 @@ func (m *Membership) Run(ctx context.Context) error {
 			case serf.MemberEvent:
 				m.publish()
 			case *serf.Query:
-				go m.answerQuery(ev)
+				queries.Go(func() { m.answerQuery(ev) })
 			}
 		}
 	}
@@ -202,8 +206,10 @@ func (m *Membership) Run(ctx context.Context) error {
 func (m *Membership) leave(s *serf.Serf) {
 	done := make(chan error, 1)
 	go func() { done <- s.Leave() }()
+	left := false
 	select {
 	case err := <-done:
+		left = true
 		if err != nil {
 			m.log.Warn("Leaving the farm failed.", "err", err)
 		}
@@ -212,6 +218,15 @@ func (m *Membership) leave(s *serf.Serf) {
 	}
 	if err := s.Shutdown(); err != nil {
 		m.log.Warn("Gossip shutdown failed.", "err", err)
+	}
+	if !left {
+		// A shut-down serf ends a Leave within its broadcast timeout; wait
+		// for it so no goroutine of ours outlives Run.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			m.log.Warn("Leave still running after shutdown.")
+		}
 	}
 	m.log.Info("Left the farm.")
 }
