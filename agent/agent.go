@@ -88,6 +88,28 @@ type Agent struct {
 
 	mu          sync.Mutex // guards drainCancel
 	drainCancel context.CancelFunc
+
+	// ready is closed once the node is up: rules in, VIP claimed and the
+	// farm joined (see Ready).
+	ready              chan struct{}
+	readyOnce          sync.Once
+	vipClaimed, joined atomic.Bool
+}
+
+// Ready is closed once the node is in the farm: its engine decides, its VIPs
+// are claimed and it has joined the farm (or found it is the first node).
+// Whether it then serves depends on its state and quorum. A service manager
+// is told the agent is ready at this point (systemd's READY=1).
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// checkReady closes ready when every part of it is there.
+func (a *Agent) checkReady() {
+	if a.vipClaimed.Load() && a.joined.Load() {
+		a.readyOnce.Do(func() {
+			a.log.Info("Node ready.")
+			close(a.ready)
+		})
+	}
 }
 
 // New checks a loaded config against this host (interfaces, key, password
@@ -138,6 +160,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		tasks:    newTasks(),
 		kick:     make(chan struct{}, 1),
 		leaveReq: make(chan chan struct{}),
+		ready:    make(chan struct{}),
 	}
 	// Build the table's per-id orders now (up to 0.3 s for high ids), not on
 	// the first membership change when a takeover is waiting for it.
@@ -195,6 +218,9 @@ func (v vipClaim) Run(ctx context.Context, ready func()) error {
 func (a *Agent) onView(v view.View) {
 	a.view.Store(&v)
 	a.kickPlanner()
+	if v.Joined && !a.joined.Swap(true) {
+		a.checkReady()
+	}
 	prev := a.lastNodes
 	a.lastNodes = v.Nodes
 	for _, e := range stateEvents(prev, v.Nodes, v.Shares) {
@@ -283,7 +309,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Claim the VIP only once the engine decides: before that, SYNs would
 	// be dropped by a queue nobody reads.
 	stopVIP := s.start("vip", func(ctx context.Context) error {
-		return a.vip.Run(ctx, func() { log.Info("VIPs claimed.", "vips", len(a.cfg.VIP)) })
+		return a.vip.Run(ctx, func() {
+			log.Info("VIPs claimed.", "vips", len(a.cfg.VIP))
+			a.vipClaimed.Store(true)
+			a.checkReady()
+		})
 	})
 	st := a.local.get()
 	if st.Intent != IntentUp {

@@ -227,6 +227,11 @@ func (n *testNode) waitState(t *testing.T, st string) {
 
 func TestRunServesAndLeaves(t *testing.T) {
 	n := startNode(t, testConfig(t, ""))
+	select {
+	case <-n.a.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node never became ready")
+	}
 	n.waitPlan(t, "serving every bucket", servingAll)
 	if err := n.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
