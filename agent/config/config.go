@@ -31,6 +31,8 @@ type Config struct {
 	Checker []Checker `toml:"checker"`
 	// Console configures the HTTP API and web console.
 	Console Console `toml:"console"`
+	// Log configures the agent's log.
+	Log Log `toml:"log"`
 	// StateDir is where the agent keeps state that must survive a restart
 	// (an operator's stop). Default /var/lib/farm.
 	StateDir string `toml:"state_dir"`
@@ -109,8 +111,13 @@ type Rule struct {
 	Affinity string `toml:"affinity"`
 }
 
-// Filter tunes the NFQUEUE data path.
+// Filter tunes the local data path.
 type Filter struct {
+	// Engine decides new flows: "kernel" (nftables sets decide in the
+	// kernel) or "nfqueue" (the first packet of each flow goes to the agent
+	// over NFQUEUE). Both use the same bucket function, so a farm may mix
+	// them. Default nfqueue.
+	Engine string `toml:"engine"`
 	// Queue is the first NFQUEUE number used. Default 4200.
 	Queue int `toml:"queue"`
 	// ResetWindow is how long, after taking over a dead node's buckets,
@@ -197,6 +204,21 @@ type Console struct {
 	// PasswordFile holds a bcrypt hash (farm passwd makes one); required
 	// when Listen is not loopback.
 	PasswordFile string `toml:"password_file"`
+	// TLSCert and TLSKey, set together, serve the console over HTTPS (farm
+	// cert makes a self-signed pair).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// MetricsPublic serves /metrics without a session or token, for a
+	// Prometheus that cannot send one. Default false.
+	MetricsPublic bool `toml:"metrics_public"`
+}
+
+// Log configures the agent's log (on stderr).
+type Log struct {
+	// Format is "text" (the default) or "json".
+	Format string `toml:"format"`
+	// Level is "debug", "info" (the default), "warn" or "error".
+	Level string `toml:"level"`
 }
 
 // Duration is a time.Duration that reads "1s", "500ms" from TOML.

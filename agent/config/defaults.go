@@ -51,6 +51,12 @@ const (
 	// MaxQueues bounds the reader goroutines sharing the SYNs.
 	MaxQueues = 16
 
+	// DefaultEngine is the engine that decides new flows.
+	DefaultEngine = "nfqueue"
+	// DefaultLogFormat and DefaultLogLevel: readable text at info.
+	DefaultLogFormat = "text"
+	DefaultLogLevel  = "info"
+
 	// DefaultConsoleListen keeps the console on loopback, where it needs no
 	// password.
 	DefaultConsoleListen = "127.0.0.1:9010"
@@ -143,6 +149,9 @@ func (c *Config) applyDefaults(set given) {
 	}
 
 	fill(&c.Console.Listen, DefaultConsoleListen, set, "console", "listen")
+	fill(&c.Filter.Engine, DefaultEngine, set, "filter", "engine")
+	fill(&c.Log.Format, DefaultLogFormat, set, "log", "format")
+	fill(&c.Log.Level, DefaultLogLevel, set, "log", "level")
 	fill(&c.StateDir, DefaultStateDir, set, "state_dir")
 }
 

@@ -59,6 +59,7 @@ func (c *Config) finish() []error {
 	c.validateApp(&p)
 	t.specs = c.validateCheckers(&p, t.vips)
 	c.validateConsole(&p)
+	c.validateLog(&p)
 	validateAbsPath(&p, "state_dir", c.StateDir)
 	if len(p) > 0 {
 		t = typed{}
@@ -238,6 +239,11 @@ func (c *Config) validateRules(p *problems) []filter.Rule {
 
 func (c *Config) validateFilter(p *problems) {
 	f := c.Filter
+	switch f.Engine {
+	case "kernel", "nfqueue":
+	default:
+		p.add("filter.engine", "%q is not kernel or nfqueue", f.Engine)
+	}
 	qsOK := f.Queues >= 1 && f.Queues <= MaxQueues
 	if !qsOK {
 		p.add("filter.queues", "%d is out of range 1..%d", f.Queues, MaxQueues)
@@ -418,6 +424,26 @@ func (c *Config) validateConsole(p *problems) {
 	}
 	if !IsLoopbackHost(host) && c.Console.PasswordFile == "" {
 		p.add("console.password_file", "required when console.listen (%s) is not a loopback address: anyone who reaches it could stop the farm", l)
+	}
+	cert, key := c.Console.TLSCert, c.Console.TLSKey
+	switch {
+	case cert != "" && key == "":
+		p.add("console.tls_key", "required with console.tls_cert (farm cert makes a pair)")
+	case key != "" && cert == "":
+		p.add("console.tls_cert", "required with console.tls_key (farm cert makes a pair)")
+	}
+}
+
+func (c *Config) validateLog(p *problems) {
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		p.add("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 }
 

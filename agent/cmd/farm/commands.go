@@ -24,7 +24,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), passwdCmd(), cleanupCmd(), statusCmd(), serviceCmd(),
+	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), passwdCmd(), certCmd(), cleanupCmd(), statusCmd(), serviceCmd(),
 		actionCmd("stop", "Stop nodes: they take no new connections and leave the farm's table (kept across restarts)"),
 		actionCmd("start", "Start nodes: they take their share again"),
 		actionCmd("drain", "Drain nodes: no new connections; they become stopped when their flows end"))
