@@ -24,6 +24,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v shellcheck >/dev/null; then shellcheck -x $$(git ls-files '*.sh'); fi
+	GOOS=windows $(GO) vet ./...
+	@sc=$$(command -v staticcheck || echo "$$($(GO) env GOPATH)/bin/staticcheck"); \
+	if [ -x "$$sc" ]; then echo "$$sc ./..."; "$$sc" ./...; else echo "staticcheck not installed (tests/install-deps.sh installs it)"; fi
 
 # Every test: unit tests, root integration tests (namespaces, nftables,
 # NFQUEUE) and the end-to-end farm tests in tests/e2e. Root tests skip when not

@@ -21,6 +21,7 @@ import (
 	"github.com/webfarm/farm/agent/config"
 	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"
+	"github.com/webfarm/farm/farm/delivery"
 	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/farm/plan"
@@ -75,6 +76,7 @@ type Agent struct {
 	witness  *witness
 	local    *local
 	tasks    *tasks
+	details  details
 
 	// view is the latest farm view; kick tells the planner it changed.
 	view     atomic.Pointer[view.View]
@@ -178,9 +180,12 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
 		SuspicionMult: cfg.Gossip.SuspicionMult,
 		OnAction:      a.onAction,
+		OnInfo:        a.onInfo,
 		WitnessOK:     witnessOK,
 	}, log.With("component", "member"), a.onView)
 	a.local = &local{cur: start, dir: cfg.StateDir, publish: a.members.SetLocal}
+	a.details.tracker = delivery.New(delivery.DefaultSettings)
+	a.details.flows.Store(-1)
 	firstVIP := ""
 	if len(addrs) > 0 {
 		firstVIP = addrs[0].String()
@@ -193,7 +198,11 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		return nil, err
 	}
 	a.monitor = mon
-	srv, err := console.New(cfg.Console.Listen, cfg.Console.PasswordFile, a, log.With("component", "console"))
+	srv, err := console.New(console.Options{
+		Listen: cfg.Console.Listen, PasswordFile: cfg.Console.PasswordFile, StateDir: cfg.StateDir,
+		TLSCert: cfg.Console.TLSCert, TLSKey: cfg.Console.TLSKey,
+		Metrics: a.metricsHandler(), MetricsPublic: cfg.Console.MetricsPublic,
+	}, a, log.With("component", "console"))
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +341,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	stopMonitor := s.start("checkers", a.monitor.Run)
+	stopDetail := s.start("detail", a.detailLoop)
 	stopConsole := s.start("console", a.console.Run)
 
 	<-trouble.Done()
@@ -340,6 +350,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	log.Info("Shutting down: no new connections, then leaving the farm.")
 	a.leave()
+	stopDetail()
 	stopWitness()
 	stopMembers()
 	stopMonitor()

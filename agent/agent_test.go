@@ -215,14 +215,14 @@ func (n *testNode) waitState(t *testing.T, st string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, ns := range n.a.Status().Nodes {
+		for _, ns := range n.a.Status(context.Background(), false).Nodes {
 			if ns.Self && ns.State == st {
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("node never advertised %s: %+v", st, n.a.Status().Nodes)
+	t.Fatalf("node never advertised %s: %+v", st, n.a.Status(context.Background(), false).Nodes)
 }
 
 func TestRunServesAndLeaves(t *testing.T) {

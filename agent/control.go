@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+
+	"github.com/cespare/xxhash/v2"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/webfarm/farm/farm/events"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/farm/table"
+	"github.com/webfarm/farm/farm/view"
 )
 
 // SetFailed is the hook for the application checkers: a failed application
@@ -167,22 +170,56 @@ wait:
 	}
 }
 
-// Status implements console.Farm.
-func (a *Agent) Status() console.Status {
+// Status implements console.Farm. It answers from what membership and the
+// last gathering know, without waiting on the network.
+func (a *Agent) Status(_ context.Context, detail bool) console.Status {
 	v := a.members.View()
-	st := console.Status{Buckets: table.Buckets, Self: a.cfg.Node.Name, Quorum: v.Quorum, Time: time.Now().UTC()}
+	st := console.Status{
+		Buckets: table.Buckets, Self: a.cfg.Node.Name, Quorum: v.Quorum, Known: v.Known, Healthy: v.Healthy,
+		Time: time.Now().UTC(), TableVersion: tableVersion(v.Table),
+	}
+	if a.witness != nil {
+		st.Witness = &console.WitnessStatus{Address: a.cfg.Gossip.Witness, Reachable: a.witness.OK()}
+	}
+	fd := a.details.latest.Load()
+	if !detail {
+		fd = nil
+	}
 	for _, n := range v.Nodes {
-		b := 0
-		if n.ID != 0 && n.Alive {
-			b = v.Shares[n.ID]
-		}
-		st.Nodes = append(st.Nodes, console.NodeStatus{
-			Name: n.Name, ID: int(n.ID), State: string(n.State), Buckets: b,
-			Share: float64(b) / table.Buckets, Weight: int(n.Weight), Addr: n.Addr,
-			Self: n.Name == a.cfg.Node.Name,
-		})
+		st.Nodes = append(st.Nodes, nodeStatus(n, v, a.cfg.Node.Name, fd))
+	}
+	if fd != nil {
+		st.Warnings = fd.warnings
 	}
 	return st
+}
+
+// tableVersion names a table's content, so clients fetch it only on change.
+func tableVersion(t *table.Table) string {
+	if t == nil {
+		return ""
+	}
+	return fmt.Sprintf("%016x", xxhash.Sum64(t[:]))
+}
+
+// Table implements console.Farm.
+func (a *Agent) Table() console.Table {
+	v := a.members.View()
+	out := console.Table{Buckets: table.Buckets, Version: tableVersion(v.Table), Names: map[string]string{}}
+	if v.Table != nil {
+		out.Owners = v.Table[:]
+	}
+	for _, n := range v.Nodes {
+		if n.ID != 0 {
+			out.Names[fmt.Sprint(n.ID)] = n.Name
+		}
+	}
+	return out
+}
+
+// WhatIf implements console.Farm.
+func (a *Agent) WhatIf(c view.Change) (view.WhatIf, error) {
+	return view.Plan(a.members.View().Nodes, c)
 }
 
 // Act implements console.Farm.
@@ -198,6 +235,6 @@ func (a *Agent) Act(ctx context.Context, node, action string) error {
 }
 
 // Events implements console.Farm.
-func (a *Agent) Events(limit int) any {
-	return a.events.List(time.Time{}, limit)
+func (a *Agent) Events(q console.EventQuery) []events.Event {
+	return a.events.Find(q.After, q.Node, q.Kind, q.Limit)
 }

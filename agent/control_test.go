@@ -145,12 +145,12 @@ func TestReloadWeight(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if st := n.a.Status(); len(st.Nodes) == 1 && st.Nodes[0].Weight == 50 {
+		if st := n.a.Status(context.Background(), false); len(st.Nodes) == 1 && st.Nodes[0].Weight == 50 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("weight not advertised: %+v", n.a.Status().Nodes)
+	t.Fatalf("weight not advertised: %+v", n.a.Status(context.Background(), false).Nodes)
 }
 
 func TestRestartOnly(t *testing.T) {
@@ -282,7 +282,7 @@ func TestAdvertisedStateIsTheLatest(t *testing.T) {
 				case 2:
 					_, _, _ = a.local.update(func(s *localState) { s.Weight = uint32(r.IntN(3)) * 50 })
 				default:
-					_ = a.Status()
+					_ = a.Status(context.Background(), false)
 				}
 			}
 		})

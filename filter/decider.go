@@ -2,6 +2,7 @@ package filter
 
 import (
 	"fmt"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/webfarm/farm/farm/table"
@@ -101,6 +102,12 @@ type Decision struct {
 	Bucket uint16
 	// Owner is the bucket's owner in the table; valid when a table was set.
 	Owner uint8
+	// Dst is the packet's destination (a VIP) and Opens tells whether the
+	// packet opens a flow (a bare TCP SYN or a UDP datagram); valid when a
+	// rule matched. Engines count the new flows they see per VIP with them
+	// (the frame-delivery self-test).
+	Dst   netip.Addr
+	Opens bool
 }
 
 // Decider holds the per-packet decision: fixed rules, this node's id, an
@@ -172,7 +179,8 @@ func (d *Decider) Decide(pkt []byte) Decision {
 	if rule == nil {
 		return Decision{Reason: ReasonNoRule}
 	}
-	dec := Decision{Bucket: BucketOf(p.Src, p.SrcPort, rule.Affinity)}
+	opens := p.Proto != ProtoTCP || p.IsSYN()
+	dec := Decision{Bucket: BucketOf(p.Src, p.SrcPort, rule.Affinity), Dst: p.Dst, Opens: opens}
 	t := d.table.Load()
 	switch {
 	case t == nil:
@@ -182,7 +190,7 @@ func (d *Decider) Decide(pkt []byte) Decision {
 	case t[dec.Bucket] == d.self:
 		dec.Owner = t[dec.Bucket]
 		switch {
-		case p.Proto != ProtoTCP || p.IsSYN():
+		case opens:
 			dec.Verdict, dec.Reason = Accept, ReasonOwner
 		case d.takeover.Load().Has(dec.Bucket):
 			dec.Verdict, dec.Reason = Reset, ReasonOrphan

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -96,6 +97,19 @@ func (r *Ring) List(since time.Time, limit int) []Event {
 // reliable way to poll for new events.
 func (r *Ring) ListAfter(seq uint64, limit int) []Event {
 	return r.filter(func(e *Event) bool { return e.Seq > seq }, limit)
+}
+
+// Find is ListAfter restricted to one node's events (node "" matches all)
+// and to one kind (the part of What before its first dot: "node",
+// "operator", "checker", ...; "" matches all), for the console's filters.
+func (r *Ring) Find(seq uint64, node, kind string, limit int) []Event {
+	return r.filter(func(e *Event) bool {
+		if e.Seq <= seq || (node != "" && e.Node != node) {
+			return false
+		}
+		k, _, _ := strings.Cut(e.What, ".")
+		return kind == "" || k == kind
+	}, limit)
 }
 
 // Len reports how many events the ring holds.

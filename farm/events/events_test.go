@@ -144,3 +144,19 @@ func TestEventJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestFind(t *testing.T) {
+	r := NewRing(10, nil)
+	r.Add(Event{Node: "web1", What: "node.up"})
+	r.Add(Event{Node: "web2", What: "operator.stop"})
+	r.Add(Event{Node: "web1", What: "checker.failing"})
+	if got := r.Find(0, "web1", "", 0); len(got) != 2 {
+		t.Errorf("web1's events: %d, want 2", len(got))
+	}
+	if got := r.Find(0, "", "operator", 0); len(got) != 1 || got[0].Node != "web2" {
+		t.Errorf("operator events: %+v", got)
+	}
+	if got := r.Find(1, "web1", "", 0); len(got) != 1 || got[0].What != "checker.failing" {
+		t.Errorf("after seq 1: %+v", got)
+	}
+}

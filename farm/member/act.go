@@ -79,8 +79,80 @@ func (m *Membership) handleAction(action string) error {
 	return m.cfg.OnAction(action)
 }
 
-// answerQuery runs an action another node sent us and answers with the result.
+// queryInfo asks every node for what it tells about itself (Config.OnInfo).
+const queryInfo = "farm-info"
+
+// InfoLimit bounds an info answer: serf's default query response limit,
+// which keeps an answer in one UDP datagram.
+const InfoLimit = 1024
+
+// Info asks every alive node for its info and returns the answers by node
+// name, this node's included, once all answered or the timeout passed.
+func (m *Membership) Info(ctx context.Context, timeout time.Duration) (map[string][]byte, error) {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	if s == nil {
+		return nil, errors.New("gossip is not running yet")
+	}
+	out := map[string][]byte{}
+	if m.cfg.OnInfo != nil {
+		out[m.cfg.Name] = m.cfg.OnInfo()
+	}
+	alive := 0
+	for _, mem := range s.Members() {
+		if mem.Status == serf.StatusAlive && mem.Name != m.cfg.Name {
+			alive++
+		}
+	}
+	if alive == 0 {
+		return out, nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return out, ctx.Err()
+	}
+	resp, err := s.Query(queryInfo, nil, &serf.QueryParam{Timeout: timeout})
+	if err != nil {
+		return out, fmt.Errorf("ask the farm for its info: %w", err)
+	}
+	defer resp.Close()
+	for got := 0; got < alive; {
+		select {
+		case r, ok := <-resp.ResponseCh():
+			if !ok {
+				return out, nil
+			}
+			if r.From == m.cfg.Name {
+				continue
+			}
+			out[r.From] = r.Payload
+			got++
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// answerQuery answers another node's query: an action (which it runs) or a
+// request for this node's info.
 func (m *Membership) answerQuery(q *serf.Query) {
+	if q.Name == queryInfo {
+		if m.cfg.OnInfo == nil {
+			return
+		}
+		b := m.cfg.OnInfo()
+		if len(b) > InfoLimit {
+			b = b[:0]
+		}
+		if err := q.Respond(b); err != nil {
+			m.log.Debug("Answering an info query failed.", "err", err)
+		}
+		return
+	}
 	if q.Name != queryAct {
 		return
 	}

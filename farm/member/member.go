@@ -39,6 +39,10 @@ type Config struct {
 	// OnAction applies an operator action (stop, start, drain) to this node;
 	// it is called for local requests and for queries from other nodes.
 	OnAction func(action string) error
+	// OnInfo returns what this node tells the others about itself (its
+	// flows, checkers, frames seen), at most InfoLimit bytes; nil answers
+	// nothing.
+	OnInfo func() []byte
 }
 
 // Membership runs serf for this node and publishes a view.View on every change.
@@ -447,4 +451,16 @@ func sameNodes(a, b []view.Node) bool {
 		}
 	}
 	return true
+}
+
+// HealthScore returns memberlist's health score of this node (0 is healthy);
+// false while gossip is not running.
+func (m *Membership) HealthScore() (int, bool) {
+	m.mu.Lock()
+	s := m.serf
+	m.mu.Unlock()
+	if s == nil {
+		return 0, false
+	}
+	return s.Memberlist().GetHealthScore(), true
 }

@@ -43,6 +43,12 @@ type Engine struct {
 	applyMu sync.Mutex
 	resetOn bool
 
+	// seen counts, per VIP (in spec.VIPs order), the new flows queued,
+	// whoever owns them: every node should see all of them.
+	seen []atomic.Uint64
+
+	lat latency
+
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
 	reset    atomic.Uint64
@@ -75,6 +81,7 @@ func New(spec rules.Spec, log *slog.Logger) *Engine {
 	return &Engine{
 		spec: spec, d: filter.NewDecider(spec.Self, spec.Rules),
 		queue: spec.Queue, queues: max(spec.Queues, 1), log: log, ready: make(chan struct{}),
+		seen: make([]atomic.Uint64, len(spec.VIPs)),
 	}
 }
 
@@ -118,6 +125,16 @@ func (e *Engine) Stats() Stats {
 	return Stats{Accepted: e.accepted.Load(), Dropped: e.dropped.Load(), Reset: e.reset.Load(), Errors: e.errors.Load()}
 }
 
+// Seen returns, per VIP in the spec's order, how many new flows the engine
+// saw (before its verdict) since it was created.
+func (e *Engine) Seen() []uint64 {
+	out := make([]uint64, len(e.seen))
+	for i := range e.seen {
+		out[i] = e.seen[i].Load()
+	}
+	return out
+}
+
 // Ready is closed once Run listens on every queue. Until then queued
 // packets are dropped (fail closed), so a caller should claim the VIP only
 // after Ready.
@@ -126,6 +143,14 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 // decide runs the decider on one queued packet and counts the outcome.
 func (e *Engine) decide(pkt []byte) filter.Decision {
 	dec := e.d.Decide(pkt)
+	if dec.Opens {
+		for i, v := range e.spec.VIPs {
+			if v == dec.Dst {
+				e.seen[i].Add(1)
+				break
+			}
+		}
+	}
 	switch dec.Verdict {
 	case filter.Accept:
 		e.accepted.Add(1)

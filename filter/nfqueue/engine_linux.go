@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/mdlayher/netlink"
@@ -104,6 +105,7 @@ func (e *Engine) serve(ctx context.Context) error {
 func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
 	markOpt := nfqueue.WithMark(filter.Mark(e.d.Self())) // built once, not per packet
 	return func(a nfqueue.Attribute) int {
+		start := time.Now()
 		if a.PacketID == nil {
 			e.errors.Add(1)
 			return 0
@@ -127,6 +129,7 @@ func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
 			e.errors.Add(1)
 			e.log.Warn("Could not send an NFQUEUE verdict; the packet stays queued.", "error", err)
 		}
+		e.lat.observe(time.Since(start))
 		return 0
 	}
 }

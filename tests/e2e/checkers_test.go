@@ -61,6 +61,11 @@ func (f *farm) ckAPI(i int, path string, v any) error {
 	if err != nil {
 		return err
 	}
+	tok, err := f.l.APIToken(i)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := f.l.HTTPClient(f.l.Node(i).NS, netip.Addr{}).Do(req)
 	if err != nil {
 		return fmt.Errorf("node %d API %s: %w", i, path, err)
@@ -726,7 +731,7 @@ func TestAppMaxloop(t *testing.T) {
 	// (the application is still broken) and end in a second maxloop.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if out, err := l.Exec(ctx, l.Node(1).NS, l.FarmBin(), "start", "web2", "--api", "http://"+lab.ConsoleListen); err != nil {
+	if out, err := l.Exec(ctx, l.Node(1).NS, l.FarmBin(), "start", "web2", "--config", l.AgentConfigPath(1)); err != nil {
 		t.Fatalf("farm start web2: %v: %s", err, out)
 	}
 	reset := f.ckWaitEvent(2, seq, "recovery.reset", 10*time.Second)

@@ -177,7 +177,7 @@ func (f *farm) pcAct(via int, action, node string) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := f.l.Exec(ctx, f.l.Node(via).NS, f.l.FarmBin(), action, node, "--api", "http://"+lab.ConsoleListen)
+	out, err := f.l.Exec(ctx, f.l.Node(via).NS, f.l.FarmBin(), action, node, "--config", f.l.AgentConfigPath(via))
 	if err != nil {
 		f.t.Fatalf("farm %s %s on web%d: %v: %s", action, node, via, err, out)
 	}

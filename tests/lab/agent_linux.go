@@ -20,3 +20,10 @@ func (l *Lab) StartAgent(i int, configTOML string) (*Proc, error) {
 	}
 	return l.startProc("agent-"+n.Name, n.NS, []string{l.FarmBinary, "agent", "--config", path}, l.AgentLogPath(i), nil)
 }
+
+// StartHostProc starts args in this machine's own namespace (a helper that
+// bridges the host to the lab, say) as a lab process: recorded, killed by
+// Close and `farmlab down`, its output appended to logPath.
+func (l *Lab) StartHostProc(name string, args []string, logPath string) (*Proc, error) {
+	return l.startProc(name, "", args, logPath, nil)
+}

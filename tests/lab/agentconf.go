@@ -3,7 +3,6 @@ package lab
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -66,7 +65,7 @@ affinity = "ip"
 
 [console]
 listen = %[11]q
-`, l.ID, n.Name, filepath.Join(l.NodeDir(i), "state"), n.Index,
+`, l.ID, n.Name, l.StateDir(i), n.Index,
 		netipPort(n.Addr4.String(), GossipPort), strings.Join(join, ", "), l.GossipKeyPath(),
 		l.VIP4.String(), n.Link, l.VIP6.String(), ConsoleListen)
 	if strings.TrimSpace(extra) == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -344,4 +345,16 @@ func ownedBy(prefix, name string) (id string, ok bool) {
 		return "", false
 	}
 	return prefix + rest[:4], true
+}
+
+// StateDir is node i's agent state_dir (NodeConfig's default).
+func (l *Layout) StateDir(i int) string { return filepath.Join(l.NodeDir(i), "state") }
+
+// APIToken reads node i's agent API token (the agent writes it at start).
+func (l *Layout) APIToken(i int) (string, error) {
+	b, err := os.ReadFile(filepath.Join(l.StateDir(i), "api.token"))
+	if err != nil {
+		return "", fmt.Errorf("web%d's API token: %w", i, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -123,6 +123,9 @@ func (l *Lab) startProc(name, ns string, args []string, logPath string, setup fu
 		return nil, fmt.Errorf("start %s: already running (pid %d); stop it first", name, old.pid)
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	if ns == "" { // this machine's own namespace
+		cmd = exec.Command(args[0], args[1:]...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var logf *os.File
 	if logPath != "" {

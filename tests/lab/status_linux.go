@@ -16,7 +16,7 @@ func (l *Lab) Status(ctx context.Context, i int) (console.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var st console.Status
-	out, err := l.Exec(ctx, l.Node(i).NS, l.FarmBin(), "status", "--json", "--api", "http://"+ConsoleListen)
+	out, err := l.Exec(ctx, l.Node(i).NS, l.FarmBin(), "status", "--json", "--config", l.AgentConfigPath(i))
 	if err != nil {
 		return st, fmt.Errorf("farm status on web%d: %v: %.200s", i, err, out)
 	}

@@ -99,6 +99,11 @@ func (f *farm) apiStatus(ctx context.Context, i int) (farmStatus, error) {
 	if err != nil {
 		return st, err
 	}
+	tok, err := f.l.APIToken(i)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := f.l.HTTPClient(f.l.Node(i).NS, netip.Addr{}).Do(req)
 	if err != nil {
 		return st, err

@@ -84,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = info(*prefix, stdout)
 	case "status":
 		err = farmStatus(ctx, *prefix, stdout)
+	case "console-proxy":
+		err = consoleProxy(ctx, *prefix, rest, stderr)
 	default:
 		fmt.Fprintf(stderr, "farmlab: unknown command %q\n\n", cmd)
 		fs.Usage()
@@ -148,11 +150,20 @@ func up(ctx context.Context, prefix string, args []string, stdout, stderr io.Wri
 	default:
 		return fail(fmt.Errorf("-agents %q: want auto, yes or no", *agents))
 	}
+	password := ""
 	if startAgents {
+		pw, hashFile, err := demoConsole(l)
+		if err != nil {
+			return fail(err)
+		}
+		password = pw
 		for i := 1; i <= *nodes; i++ {
-			if _, err := l.StartAgent(i, l.NodeConfig(i, "")); err != nil {
+			if _, err := l.StartAgent(i, l.NodeConfig(i, demoAgentConfig(l, i, hashFile))); err != nil {
 				return fail(err)
 			}
+		}
+		if err := startConsoleProxies(l, prefix); err != nil {
+			return fail(err)
 		}
 	}
 	if startAgents {
@@ -166,6 +177,13 @@ func up(ctx context.Context, prefix string, args []string, stdout, stderr io.Wri
 	fmt.Fprintln(stdout)
 	if startAgents {
 		fmt.Fprintf(stdout, "Agents started on every node (logs: %s/web*/agent.log).\n", l.RunDir)
+		fmt.Fprintf(stdout, "\nConsole (any node shows the whole farm; log in with the password):\n")
+		for i := 1; i <= *nodes; i++ {
+			fmt.Fprintf(stdout, "  web%d  http://127.0.0.1:%d/\n", i, consolePortBase+i)
+		}
+		fmt.Fprintf(stdout, "  password: %s   (also in %s/console.password)\n", password, l.RunDir)
+		fmt.Fprintf(stdout, "  from a shell: curl -s -c /tmp/farm.cookies -d password=%s http://127.0.0.1:%d/login && curl -s -b /tmp/farm.cookies http://127.0.0.1:%d/api/v1/status\n",
+			password, consolePortBase+1, consolePortBase+1)
 	} else {
 		fmt.Fprintf(stdout, "No agents started (%s not built): nobody holds the VIP yet.\n", l.FarmBin())
 	}
@@ -173,10 +191,10 @@ func up(ctx context.Context, prefix string, args []string, stdout, stderr io.Wri
   farmlab burst                               # who answers the VIP, per client address
   farmlab exec client curl -s http://%s/
   farmlab exec client curl -s http://[%s]/
-  farmlab exec web1 %s status --api http://%s
+  farmlab exec web1 %s status --config %s
   farmlab exec web1                           # a shell on web1
   farmlab down                                # remove it all
-`, l.VIP4, l.VIP6, l.FarmBin(), lab.ConsoleListen)
+`, l.VIP4, l.VIP6, l.FarmBin(), l.AgentConfigPath(1))
 	return nil
 }
 
@@ -336,7 +354,7 @@ func farmStatus(ctx context.Context, prefix string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out, err := l.Exec(ctx, l.Node(1).NS, l.FarmBin(), "status", "--api", "http://"+lab.ConsoleListen)
+	out, err := l.Exec(ctx, l.Node(1).NS, l.FarmBin(), "status", "--config", l.AgentConfigPath(1))
 	fmt.Fprintf(stdout, "farm status, as web1 sees it:\n%s", out)
 	return err
 }
