@@ -187,15 +187,37 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NODE\tID\tSTATE\tBUCKETS\tSHARE\tWEIGHT\tADDRESS")
+			fmt.Fprintln(w, "NODE\tID\tSTATE\tBUCKETS\tSHARE\tWEIGHT\tFLOWS\tCHECKERS\tADDRESS")
 			for _, n := range st.Nodes {
 				name := n.Name
 				if n.Self {
 					name += " *"
 				}
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%.1f%%\t%d\t%s\n", name, n.ID, n.State, n.Buckets, 100*n.Share, n.Weight, n.Addr)
+				flows, checks := "-", "-"
+				if d := n.Detail; d != nil {
+					if d.Flows >= 0 {
+						flows = fmt.Sprint(d.Flows)
+					}
+					var cs []string
+					for _, c := range d.Checkers {
+						cs = append(cs, c.Name+":"+c.State)
+					}
+					if len(cs) > 0 {
+						checks = strings.Join(cs, ",")
+					}
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%.1f%%\t%d\t%s\t%s\t%s\n", name, n.ID, n.State, n.Buckets, 100*n.Share, n.Weight, flows, checks, n.Addr)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if !st.Quorum {
+				fmt.Fprintln(cmd.OutOrStdout(), "\nThis node has no quorum: it serves nobody until it sees a majority of the farm.")
+			}
+			for _, wn := range st.Warnings {
+				fmt.Fprintf(cmd.OutOrStdout(), "\nWARNING %s: %s\n", wn.Node, wn.Text)
+			}
+			return nil
 		},
 	}
 	f.register(c)
