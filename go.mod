@@ -27,6 +27,13 @@ require (
 )
 
 require (
+	github.com/blakesmith/ar v0.0.0-20190502131153-809d4375e1fb // indirect
+	github.com/google/gopacket v1.1.19 // indirect
+	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/ulikunitz/xz v0.5.15 // indirect
+)
+
+require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/AlekSi/pointer v1.2.0 // indirect
 	github.com/Masterminds/goutils v1.1.1 // indirect

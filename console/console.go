@@ -494,6 +494,15 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("after"); v != "" {
 		lastSeq, _ = strconv.ParseUint(v, 10, 64)
 	}
+	// EventSource reconnects with the last id it saw: resume from there.
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			lastSeq = n
+		}
+	}
+	if _, err := fmt.Fprint(w, "retry: 2000\n\n"); err != nil {
+		return
+	}
 	tableVersion := ""
 	tick := time.NewTicker(streamEvery)
 	defer tick.Stop()
@@ -512,6 +521,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		if evs := s.farm.Events(EventQuery{After: lastSeq, Limit: 500}); len(evs) > 0 {
 			lastSeq = evs[len(evs)-1].Seq
+			if _, err := fmt.Fprintf(w, "id: %d\n", lastSeq); err != nil {
+				return
+			}
 			if !send("events", evs) {
 				return
 			}

@@ -192,7 +192,7 @@
       const ev = await getJSON("/api/v1/events?limit=500&after=" + state.lastSeq);
       onEvents(ev.events || []);
     } catch (err) {
-      setConn("offline");
+      setConn("offline", state.status ? "no answer since " + clock(conn.lastStatus) : "no answer from the node");
     }
     if (conn.polling) conn.pollTimer = setTimeout(pollOnce, POLL_MS);
   }
@@ -215,7 +215,7 @@
     p.append("seen from ");
     p.append(el("strong", "", st.self || "?"));
     const t = parseTime(st.time);
-    if (t) p.append(" · " + clock(t));
+    if (t) p.append(el("span", "seen-at", " · " + clock(t)));
   }
 
   function renderWarnings(ws) {
@@ -247,6 +247,7 @@
     if (cls) t.classList.add(cls);
     $(id + "-value").textContent = value;
     $(id + "-note").textContent = note || "";
+    $(id + "-note").title = note || "";
   }
 
   function renderSummary(st) {
@@ -412,7 +413,7 @@
       else setText(c.flows, fmtNum(d.flows), "", "established flows to the VIPs");
       c.serving.className = "serving " + (d.serving ? "yes" : "no");
       let s = d.serving ? "serving" : "not serving" + (d.why ? ": " + d.why : "");
-      if (d.phase && d.phase !== "running" && d.phase !== "idle") s += " · " + d.phase;
+      if (d.phase && d.phase !== "running" && d.phase !== "idle" && d.phase !== "serving") s += " · " + d.phase;
       c.serving.textContent = s;
       renderCheckers(c, d, st);
       renderSeen(c, d);
@@ -495,6 +496,7 @@
   const canvas = $("bucket-map");
   const ctx = canvas.getContext("2d");
   const map = { prev: null, changedAt: 0, changed: null, anim: 0, hover: -1, versions: 0 };
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
   function b64bytes(s) {
     const bin = atob(s || "");
@@ -529,7 +531,7 @@
         mc.textContent = fmtNum(changed.length) + " bucket" + (changed.length === 1 ? "" : "s") + " changed owner at " + clock(Date.now()) + " (" + pct(changed.length / owners.length) + ")";
         mc.classList.add("fresh");
         setTimeout(() => mc.classList.remove("fresh"), 4000);
-        if (!map.anim) map.anim = requestAnimationFrame(animate);
+        if (!map.anim && !reducedMotion.matches) map.anim = requestAnimationFrame(animate);
       }
     } else {
       canvas.dataset.changed = "0";
@@ -748,6 +750,7 @@
       const li = el("li", "event");
       li.dataset.seq = String(e.seq);
       li.dataset.kind = kindOf(e.what);
+      li.dataset.what = e.what;
       li.dataset.node = e.node || "";
       if (!first && e.seq > state.seenRendered) li.classList.add("new");
       const t = parseTime(e.time);
@@ -816,19 +819,21 @@
   }
 
   // ---- what-if rendering (shared by both dialogs) ----
-  function nameCell(name) {
+  function nameCell(name, idFor) {
     const s = el("span", "move-end");
     if (!name) {
       s.append(el("span", "nobody", "nobody"));
       return s;
     }
-    s.append(swatch(idOfName(name)));
+    s.append(swatch(idFor(name)));
     s.append(name);
     return s;
   }
 
   function renderPlan(box, w) {
     clear(box);
+    // A node being added is not in the farm yet: its id is in the change.
+    const idFor = (n) => idOfName(n) || (w.change && w.change.action === "add" && w.change.node === n ? w.change.id : 0);
     box.dataset.moved = String(w.moved || 0);
     box.dataset.summary = "moves " + (w.moved || 0) + " buckets (" + pct(w.share || 0) + "): " +
       (w.moves || []).map((m) => (m.from || "nobody") + " -> " + (m.to || "nobody") + " " + m.buckets).join(", ");
@@ -845,7 +850,7 @@
       const ul = el("ul", "moves");
       for (const m of w.moves || []) {
         const li = el("li", "move");
-        li.append(nameCell(m.from), el("span", "move-arrow", "→"), nameCell(m.to), el("span", "move-n", fmtNum(m.buckets)));
+        li.append(nameCell(m.from, idFor), el("span", "move-arrow", "→"), nameCell(m.to, idFor), el("span", "move-n", fmtNum(m.buckets)));
         ul.append(li);
       }
       box.append(ul);
@@ -865,7 +870,7 @@
       const tr = el("tr");
       const c0 = el("td");
       const cn = el("span", "cell-node");
-      cn.append(swatch(idOfName(n) || (w.change && w.change.action === "add" && w.change.node === n ? w.change.id : 0)), n);
+      cn.append(swatch(idFor(n)), n);
       c0.append(cn);
       const d = a - b;
       const delta = el("td", "num " + (d > 0 ? "delta-up" : d < 0 ? "delta-down" : ""), d === 0 ? "—" : (d > 0 ? "+" : "−") + fmtNum(Math.abs(d)));
@@ -905,12 +910,18 @@
     const ok = $("confirm-ok");
     ok.textContent = okText;
     ok.className = "btn " + tone;
-    ok.disabled = false;
+    ok.disabled = true; // until the what-if is shown (setReady)
     confirmState.run = run;
     dlg.dataset.ready = "false";
     if (!dlg.open) dlg.showModal();
-    ok.focus();
+    // Enter must not confirm by accident: the focus starts on Cancel.
+    $("confirm-cancel").focus();
     return confirmState.seq;
+  }
+
+  function setReady() {
+    $("confirm-ok").disabled = false;
+    dlg.dataset.ready = "true";
   }
 
   async function confirmNodeAction(node, action) {
@@ -929,7 +940,7 @@
       clear(box);
       box.append(el("p", "plan-loading", "The what-if is not available: " + err.message));
     }
-    dlg.dataset.ready = "true";
+    setReady();
   }
 
   function confirmFarmAction(action) {
@@ -963,7 +974,7 @@
     box.append(head);
     const down = nodes.filter((n) => n.state === "down");
     if (down.length) box.append(el("p", "plan-loading", "Skipped, unreachable: " + down.map((n) => n.name).join(", ") + "."));
-    dlg.dataset.ready = "true";
+    setReady();
   }
 
   function farmResult(action, r) {
