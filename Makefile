@@ -5,7 +5,7 @@ BIN     := bin
 PKG     := ./agent/cmd/farm
 TESTFLAGS ?= -count=1 -timeout 18m
 
-.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean
+.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean package
 
 all: build
 
@@ -18,6 +18,15 @@ build-windows:
 
 deps:
 	@tests/install-deps.sh
+
+# Release packages in $(DIST)/: farm_VERSION_amd64.deb (nfpm, see packaging/)
+# and farm_VERSION_windows_amd64.zip. The binaries are built with VCS
+# stamping, so `farm version` and the package version name the commit.
+DIST    := dist
+package:
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -buildvcs=auto -trimpath -o $(DIST)/linux-amd64/farm $(PKG)
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -buildvcs=auto -trimpath -o $(DIST)/windows-amd64/farm.exe $(PKG)
+	$(GO) run ./packaging -linux $(DIST)/linux-amd64/farm -windows $(DIST)/windows-amd64/farm.exe -out $(DIST)
 
 lint:
 	$(GO) vet ./...
@@ -48,4 +57,4 @@ demo-down:
 	@if [ -x $(BIN)/farmlab ]; then $(BIN)/farmlab down; else $(GO) run ./tests/cmd/farmlab down; fi
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

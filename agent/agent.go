@@ -96,6 +96,9 @@ type Agent struct {
 	ready              chan struct{}
 	readyOnce          sync.Once
 	vipClaimed, joined atomic.Bool
+	// stopping is set when shutdown starts: a node on its way out is never
+	// reported ready.
+	stopping atomic.Bool
 }
 
 // Ready is closed once the node is in the farm: its engine decides, its VIPs
@@ -106,7 +109,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // checkReady closes ready when every part of it is there.
 func (a *Agent) checkReady() {
-	if a.vipClaimed.Load() && a.joined.Load() {
+	if a.vipClaimed.Load() && a.joined.Load() && !a.stopping.Load() {
 		a.readyOnce.Do(func() {
 			a.log.Info("Node ready.")
 			close(a.ready)
@@ -345,6 +348,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopConsole := s.start("console", a.console.Run)
 
 	<-trouble.Done()
+	a.stopping.Store(true)
 	if err := s.firstFailure(); err != nil {
 		log.Error("A component failed; shutting down.", "err", err)
 	}

@@ -2,11 +2,11 @@ package agent
 
 import (
 	"context"
-
-	"github.com/cespare/xxhash/v2"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"

@@ -2,9 +2,6 @@ package scripts
 
 import (
 	"bytes"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,50 +242,6 @@ func TestPowerShellScriptsShape(t *testing.T) {
 	}
 }
 
-// renderUnit renders the systemd template of agent/cmd/farm/service.go the
-// way kardianos/service does, for the binary at /usr/local/bin/farm and the
-// config at /etc/farm/farm.toml.
-func renderUnit(t *testing.T) string {
-	t.Helper()
-	const src = "../agent/cmd/farm/service.go"
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, src, nil, 0)
-	if err != nil {
-		t.Fatalf("parse %s: %v", src, err)
-	}
-	consts := map[string]string{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok || len(vs.Values) != 1 {
-			return true
-		}
-		if lit, ok := vs.Values[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-			if v, err := strconv.Unquote(lit.Value); err == nil {
-				consts[vs.Names[0].Name] = v
-			}
-		}
-		return true
-	})
-	tmpl, ok := consts["systemdUnit"]
-	if !ok {
-		t.Fatalf("%s: no systemdUnit constant (the unit template moved: update this test)", src)
-	}
-	desc := regexp.MustCompile(`Description:\s*"([^"]*)"`).FindStringSubmatch(mustRead(t, src))
-	if desc == nil {
-		t.Fatalf("%s: no Description in serviceConfig", src)
-	}
-	r := strings.NewReplacer(
-		"{{Description}}", desc[1],
-		"{{Path | cmdEscape}}", "/usr/local/bin/farm",
-		"{{range Arguments}} {{. | cmd}}{{end}}", ` "agent" "--config" "/etc/farm/farm.toml"`,
-	)
-	out := r.Replace(tmpl)
-	if strings.Contains(out, "{{") {
-		t.Fatalf("%s: the unit template uses a construct this test does not render: update scripts/farm.service and renderUnit", src)
-	}
-	return out
-}
-
 func mustRead(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -296,33 +249,6 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// unitLines returns a unit file's settings and section headers, without
-// comments and blank lines, with systemd's double quotes around plain words
-// removed ("agent" and agent are the same word to systemd).
-func unitLines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || l[0] == '#' || l[0] == ';' {
-			continue
-		}
-		out = append(out, regexp.MustCompile(`"([^"\s\\]*)"`).ReplaceAllString(l, "$1"))
-	}
-	return out
-}
-
-// TestFarmServiceMatchesInstall keeps scripts/farm.service equal to what
-// `farm service install` writes, so the two ways of installing the agent
-// behave the same.
-func TestFarmServiceMatchesInstall(t *testing.T) {
-	want := unitLines(renderUnit(t))
-	got := unitLines(mustRead(t, "farm.service"))
-	if !slices.Equal(got, want) {
-		t.Errorf("scripts/farm.service differs from the unit `farm service install` writes:\ngot:\n%s\nwant:\n%s",
-			strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
 }
 
 // baseConfig is a minimal valid node config; each README snippet ([app] and

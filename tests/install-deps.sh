@@ -4,7 +4,7 @@ set -eu
 need=""
 for pair in nft:nftables iptables:iptables conntrack:conntrack ip:iproute2 tcpdump:tcpdump \
 	wrk:wrk nginx:nginx-light ab:apache2-utils shellcheck:shellcheck curl:curl bridge:iproute2 \
-	chromium:chromium; do
+	chromium:chromium systemd-analyze:systemd; do
 	cmd=${pair%%:*}
 	pkg=${pair#*:}
 	if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
@@ -25,5 +25,5 @@ fi
 # staticcheck for `make lint`, from the Go module proxy (pinned).
 if ! command -v staticcheck >/dev/null 2>&1 && [ ! -x "$(go env GOPATH 2>/dev/null)/bin/staticcheck" ]; then
 	echo "install-deps: installing staticcheck"
-	GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 || echo "install-deps: staticcheck not installed; make lint skips it" >&2
+	env GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 || echo "install-deps: staticcheck not installed; make lint skips it" >&2
 fi

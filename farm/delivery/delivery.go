@@ -29,8 +29,8 @@ type Settings struct {
 }
 
 // DefaultSettings flag a node that saw under half of what its peers saw over
-// 10 s, once the peers saw at least 20 new connections.
-var DefaultSettings = Settings{Window: 10 * time.Second, MinConns: 20, Ratio: 0.5}
+// 6 s (three gatherings), once the peers saw at least 20 new connections.
+var DefaultSettings = Settings{Window: 6 * time.Second, MinConns: 20, Ratio: 0.5}
 
 // point is one node's cumulative counts at one time.
 type point struct {

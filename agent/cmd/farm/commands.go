@@ -24,19 +24,22 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), passwdCmd(), certCmd(), cleanupCmd(), statusCmd(), serviceCmd(),
+	root.Version = buildVersion().short()
+	root.SetVersionTemplate("farm {{.Version}}\n")
+	root.AddCommand(agentCmd(), checkCmd(), keygenCmd(), passwdCmd(), certCmd(), cleanupCmd(), statusCmd(), planCmd(), serviceCmd(), versionCmd(),
 		actionCmd("stop", "Stop nodes: they take no new connections and leave the farm's table (kept across restarts)"),
 		actionCmd("start", "Start nodes: they take their share again"),
 		actionCmd("drain", "Drain nodes: no new connections; they become stopped when their flows end"))
 	return root
 }
 
+// newLogger is the text logger on stderr of the commands other than agent.
 func newLogger(level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	lv, err := parseLevel("--log-level", level)
+	if err != nil {
+		return nil, err
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+	return stderrSink(level).logger("text", lv), nil
 }
 
 // setProcs runs the Go scheduler with one P per NFQUEUE reader unless
@@ -60,19 +63,25 @@ func agentCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "agent",
 		Short: "Run this node's agent",
+		Long: "Run this node's agent in the foreground until SIGINT or SIGTERM (SIGHUP reloads the config).\n" +
+			"The log goes to stderr in the config's [log] format and level; --log-level overrides the level.\n" +
+			"Under systemd (Type=notify) it reports READY=1 once the node is in the farm, and text logs leave\n" +
+			"the time to the journal.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level)
-			if err != nil {
+			if level != "" {
+				if _, err := parseLevel("--log-level", level); err != nil {
+					return err
+				}
+			}
+			sink := stderrSink(level)
+			if managed, err := runUnderServiceManager(path, sink); managed {
 				return err
 			}
-			if managed, err := runUnderServiceManager(path, log); managed {
-				return err
-			}
-			return runAgent(context.Background(), path, log)
+			return runAgent(context.Background(), path, runOptions{logs: sink})
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/farm/farm.toml", "config file")
-	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&level, "log-level", "", "debug, info, warn or error: overrides [log] level (default: the config's, else info)")
 	return c
 }
 

@@ -17,21 +17,40 @@ import (
 // service manager, decides what is logged).
 const shutdownBound = 25 * time.Second
 
+// runOptions are what the caller of runAgent decides.
+type runOptions struct {
+	// logs says where the log goes; the config's [log] section says how.
+	logs logSink
+	// ready, if not nil, runs once the node is ready, after systemd was
+	// told (the Windows service waits for it before reporting Running).
+	ready func()
+}
+
 // runAgent is the one start path of `farm agent`, whether a person started it
 // in a terminal or a service manager did (systemd; on Windows the SCM through
 // serviceProgram): it loads the config, runs the node until ctx ends or a
 // signal asks it to stop, and returns the agent's error, so a failed
 // component makes the process exit non-zero and Restart=on-failure fires.
 //
+// Under systemd (Type=notify) it sends READY=1 once the node is in the farm,
+// STOPPING=1 when shutdown begins, WATCHDOG=1 when WatchdogSec= is set, and
+// RELOADING=1/READY=1 around a reload (see notifier).
+//
 // Signals: SIGHUP reloads the config (a bad file is refused whole and the
 // running config stays); the first SIGINT or SIGTERM stops gracefully within
 // shutdownBound; a second one exits at once.
-func runAgent(ctx context.Context, path string, log *slog.Logger) error {
+func runAgent(ctx context.Context, path string, o runOptions) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
-	log = log.With("node", cfg.Node.Name)
+	level, err := o.logs.resolveLevel(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	log := o.logs.logger(cfg.Log.Format, lv).With("node", cfg.Node.Name)
 	setProcs(cfg.Filter.Queues, log)
 	a, err := agent.New(cfg, log)
 	if err != nil {
@@ -39,9 +58,20 @@ func runAgent(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	n := newNotifier(log)
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		n.run(ctx, a.Ready(), o.ready)
+	}()
+	// STOPPING=1 goes out before the process ends, also when the agent
+	// stopped by itself (a failed component) rather than on a signal.
+	defer func() { <-notified }()
+	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
-	go handleSignals(ctx, cancel, done, path, a, log)
+	r := &reloader{path: path, a: a, log: log, level: lv, logs: o.logs, cur: cfg.Log, n: n}
+	go handleSignals(ctx, cancel, done, r, log)
 	if err := a.Run(ctx); err != nil {
 		log.Error("Agent stopped with an error.", "err", err)
 		return err
@@ -51,7 +81,7 @@ func runAgent(ctx context.Context, path string, log *slog.Logger) error {
 }
 
 // handleSignals serves the agent's signals until done is closed.
-func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan struct{}, path string, a *agent.Agent, log *slog.Logger) {
+func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan struct{}, r *reloader, log *slog.Logger) {
 	term := make(chan os.Signal, 2)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
@@ -65,7 +95,7 @@ func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan str
 		case <-done:
 			return
 		case <-hup:
-			reload(path, a, log)
+			r.reload()
 		case s := <-term:
 			if bound != nil {
 				log.Error("Second signal: exiting now; run farm cleanup to remove leftovers.", "signal", s.String())
@@ -90,16 +120,38 @@ func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan str
 	}
 }
 
+// reloader applies a SIGHUP: the agent takes what can change at run time,
+// and the log level follows [log] level unless --log-level fixed it.
+type reloader struct {
+	path  string
+	a     *agent.Agent
+	log   *slog.Logger
+	level *slog.LevelVar
+	logs  logSink
+	cur   config.Log
+	n     *notifier
+}
+
 // reload re-reads the config and applies what can change at run time.
-func reload(path string, a *agent.Agent, log *slog.Logger) {
-	cfg, err := config.Load(path)
+func (r *reloader) reload() {
+	if r.n.reloading() {
+		defer r.n.reloaded()
+	}
+	cfg, err := config.Load(r.path)
 	if err != nil {
-		log.Error("Reload refused: the config has errors; keeping the running one.", "err", err)
+		r.log.Error("Reload refused: the config has errors; keeping the running one.", "err", err)
 		return
 	}
-	if err := a.Reload(cfg); err != nil {
-		log.Error("Reload failed.", "err", err)
+	if err := r.a.Reload(cfg); err != nil {
+		r.log.Error("Reload failed.", "err", err)
 		return
 	}
-	log.Info("Config reloaded.", "path", path)
+	if lv, err := r.logs.resolveLevel(cfg.Log.Level); err == nil && lv != r.level.Level() {
+		r.log.Info("Log level changed.", "from", r.level.Level().String(), "to", lv.String())
+		r.level.Set(lv)
+	}
+	if cfg.Log.Format != r.cur.Format {
+		r.log.Warn("Config change needs an agent restart to take effect.", "section", "log", "key", "format")
+	}
+	r.log.Info("Config reloaded.", "path", r.path)
 }
