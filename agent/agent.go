@@ -95,21 +95,27 @@ type Agent struct {
 	// farm joined (see Ready).
 	ready              chan struct{}
 	readyOnce          sync.Once
-	vipClaimed, joined atomic.Bool
+	vipClaimed, gossiping atomic.Bool
 	// stopping is set when shutdown starts: a node on its way out is never
 	// reported ready.
 	stopping atomic.Bool
+
+	// remembered is the farm state_dir held at start; rememberKick tells
+	// rememberLoop the view changed.
+	remembered   []string
+	rememberKick chan struct{}
 }
 
-// Ready is closed once the node is in the farm: its engine decides, its VIPs
-// are claimed and it has joined the farm (or found it is the first node).
-// Whether it then serves depends on its state and quorum. A service manager
-// is told the agent is ready at this point (systemd's READY=1).
+// Ready is closed once the node is up: its engine decides, its VIPs are
+// claimed and its gossip runs. Whether it then serves depends on reaching
+// the farm, its state and quorum: a node that waits for a peer fails closed,
+// and is still "ready" for a service manager (systemd's READY=1), which
+// would otherwise time it out and restart it in a loop.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // checkReady closes ready when every part of it is there.
 func (a *Agent) checkReady() {
-	if a.vipClaimed.Load() && a.joined.Load() && !a.stopping.Load() {
+	if a.vipClaimed.Load() && a.gossiping.Load() && !a.stopping.Load() {
 		a.readyOnce.Do(func() {
 			a.log.Info("Node ready.")
 			close(a.ready)
@@ -130,6 +136,10 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		return nil, err
 	}
 	intent, err := loadIntent(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	remembered, err := loadFarm(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +176,9 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		kick:     make(chan struct{}, 1),
 		leaveReq: make(chan chan struct{}),
 		ready:    make(chan struct{}),
+
+		remembered:   remembered,
+		rememberKick: make(chan struct{}, 1),
 	}
 	// Build the table's per-id orders now (up to 0.3 s for high ids), not on
 	// the first membership change when a takeover is waiting for it.
@@ -182,6 +195,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		RetryInterval: cfg.Gossip.RetryInterval.Duration,
 		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
 		SuspicionMult: cfg.Gossip.SuspicionMult,
+		Remembered:    remembered,
+		Bootstrap:     cfg.Gossip.Bootstrap,
 		OnAction:      a.onAction,
 		OnInfo:        a.onInfo,
 		WitnessOK:     witnessOK,
@@ -230,7 +245,8 @@ func (v vipClaim) Run(ctx context.Context, ready func()) error {
 func (a *Agent) onView(v view.View) {
 	a.view.Store(&v)
 	a.kickPlanner()
-	if v.Joined && !a.joined.Swap(true) {
+	a.kickRemember()
+	if !a.gossiping.Swap(true) {
 		a.checkReady()
 	}
 	prev := a.lastNodes
@@ -345,6 +361,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	stopMonitor := s.start("checkers", a.monitor.Run)
 	stopDetail := s.start("detail", a.detailLoop)
+	stopRemember := s.start("remember", a.rememberLoop)
 	stopConsole := s.start("console", a.console.Run)
 
 	<-trouble.Done()
@@ -355,6 +372,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	log.Info("Shutting down: no new connections, then leaving the farm.")
 	a.leave()
 	stopDetail()
+	stopRemember()
 	stopWitness()
 	stopMembers()
 	stopMonitor()

@@ -142,21 +142,26 @@ func loadIntent(dir string) (Intent, error) {
 	return "", fmt.Errorf("node state %s: unknown intent %q (delete the file to start the node up)", path, sf.Intent)
 }
 
-// saveIntent writes the intent durably: a temp file, fsynced, renamed over
-// the old one, and the directory fsynced, so a crash or power loss leaves
-// either the old intent or the new one, never a torn file.
+// saveIntent writes the intent durably (see writeDurable).
 func saveIntent(dir string, in Intent) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("state_dir %s: %w", dir, err)
-	}
 	b, err := json.Marshal(stateFile{Intent: in})
 	if err != nil {
 		return fmt.Errorf("encode node state: %w", err)
 	}
-	path := filepath.Join(dir, stateFileName)
-	tmp, err := os.CreateTemp(dir, "."+stateFileName+".*")
+	return writeDurable(dir, stateFileName, b)
+}
+
+// writeDurable writes dir/name: a temp file, fsynced, renamed over the old
+// one, and the directory fsynced, so a crash or power loss leaves either the
+// old content or the new, never a torn file.
+func writeDurable(dir, name string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state_dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return fmt.Errorf("write node state in %s: %w", dir, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op once renamed
 	_, err = tmp.Write(b)
@@ -173,10 +178,10 @@ func saveIntent(dir string, in Intent) error {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("write node state %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write node state %s: sync directory: %w", path, err)
+		return fmt.Errorf("write %s: sync directory: %w", path, err)
 	}
 	return nil
 }

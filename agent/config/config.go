@@ -87,6 +87,13 @@ type Gossip struct {
 	// Witness is an address (ip or ip:port) a node that lost its peers must
 	// still reach to keep serving; it breaks ties in even splits.
 	Witness string `toml:"witness"`
+	// Bootstrap lets this node serve alone when it remembers no farm (first
+	// start, empty state_dir) and no peer of its join list answers within a
+	// few seconds: set it on the first node of a new farm. Without it, such a
+	// node waits for a peer, so a node started inside a partition never
+	// serves alone. A node that remembers its farm needs a majority of it
+	// (or the witness) either way. Default false.
+	Bootstrap bool `toml:"bootstrap"`
 }
 
 // VIP is one virtual address shared by all nodes.

@@ -39,6 +39,17 @@ type Config struct {
 	// OnAction applies an operator action (stop, start, drain) to this node;
 	// it is called for local requests and for queries from other nodes.
 	OnAction func(action string) error
+	// Remembered is the farm this node knew when it last ran (member names):
+	// they count towards the majority until seen, so a node restarted
+	// inside a partition does not serve alone.
+	Remembered []string
+	// Bootstrap lets a node that remembers no farm and reaches no peer of
+	// its join list serve alone after a grace period: the first node of a
+	// new farm. Without it such a node waits for a peer.
+	Bootstrap bool
+	// JoinGrace is how long a node with a join list waits for a peer before
+	// it counts on what it remembers (or bootstraps); 0 means 5 s.
+	JoinGrace time.Duration
 	// OnInfo returns what this node tells the others about itself (its
 	// flows, checkers, frames seen), at most InfoLimit bytes; nil answers
 	// nothing.
@@ -236,17 +247,34 @@ func (m *Membership) leave(s *serf.Serf) {
 }
 
 // joinGrace is how long a node with a join list waits for a peer before it
-// concludes it is the first node of a new farm and serves alone.
+// counts on the farm it remembers (the majority rule decides whether it
+// serves) or, with Config.Bootstrap, serves as the first node of a new farm.
 const joinGrace = 5 * time.Second
+
+func (m *Membership) joinGrace() time.Duration {
+	if m.cfg.JoinGrace > 0 {
+		return m.cfg.JoinGrace
+	}
+	return joinGrace
+}
 
 func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 	if len(m.cfg.Join) == 0 {
 		m.setJoined()
 		return
 	}
-	grace := time.AfterFunc(joinGrace, func() {
-		if !m.joined.Load() && len(s.Members()) <= 1 {
-			m.log.Warn("No peer answered yet: serving as the first node of the farm.", "waited", joinGrace)
+	grace := time.AfterFunc(m.joinGrace(), func() {
+		if m.joined.Load() {
+			return
+		}
+		switch {
+		case len(m.cfg.Remembered) > 0:
+			m.log.Warn("No peer answered yet: counting the farm this node knew for the majority.", "waited", m.joinGrace(), "remembered", len(m.cfg.Remembered))
+		case m.cfg.Bootstrap:
+			m.log.Warn("No peer answered yet: serving as the first node of a new farm (gossip.bootstrap).", "waited", m.joinGrace())
+		default:
+			m.log.Warn("No peer answered and this node knows no farm: it serves nobody until a peer answers (set gossip.bootstrap = true on the first node of a new farm).", "waited", m.joinGrace())
+			return
 		}
 		m.setJoined()
 	})
@@ -315,6 +343,7 @@ func (m *Membership) publish() {
 	m.mu.Lock()
 	suspects, excluded := m.suspects, m.excluded
 	m.mu.Unlock()
+	var names []string
 	for _, mem := range s.Members() {
 		alive := mem.Status == serf.StatusAlive
 		left := mem.Status == serf.StatusLeft || mem.Status == serf.StatusLeaving
@@ -322,7 +351,9 @@ func (m *Membership) publish() {
 		n.Suspect = suspects[mem.Name]
 		n.Excluded = excluded[mem.Name]
 		nodes = append(nodes, n)
+		names = append(names, mem.Name)
 	}
+	nodes = append(nodes, m.phantoms(present(names), excluded)...)
 	witness := true
 	if m.cfg.WitnessOK != nil {
 		witness = m.cfg.WitnessOK()
@@ -393,7 +424,9 @@ func (m *Membership) settle(s *serf.Serf, now time.Time) bool {
 	for k, v := range m.excluded {
 		next[k] = v
 	}
+	var names []string
 	for _, mem := range s.Members() {
+		names = append(names, mem.Name)
 		switch mem.Status {
 		case serf.StatusAlive:
 			delete(m.downSince, mem.Name)
@@ -413,6 +446,9 @@ func (m *Membership) settle(s *serf.Serf, now time.Time) bool {
 				m.log.Info("Peer down long enough: it no longer counts towards the majority.", "peer", mem.Name, "down_for", now.Sub(since).Round(time.Second))
 			}
 		}
+	}
+	if m.settleRemembered(present(names), next, now) {
+		changed = true
 	}
 	if changed {
 		m.excluded = next // publish reads the map without the lock: replace, never mutate

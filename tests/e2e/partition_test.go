@@ -160,3 +160,55 @@ witness = "10.213.0.200"
 		t.Errorf("want every request served by web1: web2 answered %d, %d failed", res.PerNode["web2"], len(res.Failures))
 	}
 }
+
+// TestRestartInsidePartition restarts web3's agent while its gossip is cut
+// off: the new agent remembers the farm of three from its state_dir, sees
+// only itself, and must not serve alone (it answers no client, even with
+// gossip.bootstrap set), while web1
+// and web2 serve everyone. After healing it rejoins with its share.
+func TestRestartInsidePartition(t *testing.T) {
+	f := startFarm(t, 3, "")
+	heal := f.cutGossip(3, "")
+	healed := false
+	defer func() {
+		if !healed {
+			heal()
+		}
+	}()
+	f.waitStatus(1, 10*time.Second, "web1 and web2 own every bucket", func(st statusView) error {
+		if st.Buckets["web1"]+st.Buckets["web2"] != 4096 || !st.Quorum {
+			return fmt.Errorf("not yet: %v", st)
+		}
+		return nil
+	})
+	if err := f.agents[2].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Even told to bootstrap (as the first node of a farm would be), the node
+	// that remembers its farm needs a majority of it.
+	f.startAgent(3, "[gossip]\nbootstrap = true\n")
+	// Past the join grace (5 s): the node counts the farm it remembers.
+	f.waitStatus(3, 20*time.Second, "the restarted web3 knows it has no majority", func(st statusView) error {
+		if st.Quorum || len(st.States) < 3 {
+			return fmt.Errorf("quorum %v, nodes %v", st.Quorum, st.States)
+		}
+		return nil
+	})
+	time.Sleep(6 * time.Second) // past the join grace, when a node that remembered nothing would have served alone
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res := f.l.Burst(ctx, f.l.Sources(64), 2, f.l.VIPURL)
+	t.Logf("web3 restarted inside the partition:\n%s", res.Table())
+	if res.PerNode["web3"] > 0 {
+		t.Errorf("the restarted web3 answered %d new connections without a majority", res.PerNode["web3"])
+	}
+	if len(res.Failures) > 0 {
+		t.Errorf("%d of %d requests failed, first %+v", len(res.Failures), res.Requests, res.Failures[0])
+	}
+	if st, err := f.status(3); err == nil {
+		t.Logf("web3's view: quorum %v, %d of %d healthy", st.Quorum, st.Healthy, st.Known)
+	}
+	heal()
+	healed = true
+	f.waitUp(3, 60*time.Second)
+}
