@@ -91,10 +91,10 @@ type Agent struct {
 	mu          sync.Mutex // guards drainCancel
 	drainCancel context.CancelFunc
 
-	// ready is closed once the node is up: rules in, VIP claimed and the
-	// farm joined (see Ready).
-	ready              chan struct{}
-	readyOnce          sync.Once
+	// ready is closed once the node is up: rules in, VIP claimed and gossip
+	// running (see Ready).
+	ready                 chan struct{}
+	readyOnce             sync.Once
 	vipClaimed, gossiping atomic.Bool
 	// stopping is set when shutdown starts: a node on its way out is never
 	// reported ready.

@@ -57,4 +57,3 @@ func (m *Membership) settleRemembered(seen map[string]bool, next map[string]bool
 	}
 	return changed
 }
-
