@@ -29,6 +29,7 @@ import (
 	"github.com/webfarm/farm/farm/view"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/flows"
+	"github.com/webfarm/farm/filter/kernel"
 	"github.com/webfarm/farm/filter/nfqueue"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/filter/vip"
@@ -158,7 +159,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		return nil, err
 	}
 	if d.Engine == nil {
-		d.Engine = nfqueue.New(spec, log.With("component", "filter"))
+		d.Engine = newEngine(cfg.Filter.Engine, spec, log.With("component", "filter", "engine", cfg.Filter.Engine))
 	}
 	if d.VIP == nil {
 		d.VIP = vipClaim{claim: vip.New(vips, log.With("component", "vip")), log: log.With("component", "vip")}
@@ -226,6 +227,16 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a.console = srv
 	return a, nil
+}
+
+// newEngine returns the configured engine: "kernel" decides new flows with
+// nftables sets in the kernel, "nfqueue" in this process (config validation
+// allows nothing else).
+func newEngine(name string, spec rules.Spec, log *slog.Logger) Engine {
+	if name == "kernel" {
+		return kernel.New(spec, log)
+	}
+	return nfqueue.New(spec, log)
 }
 
 // vipClaim adapts package vip to VIPClaim.

@@ -23,15 +23,16 @@ var families = []ipt{
 
 // Install puts the spec's rules in place, replacing any previous farm rules
 // (it is safe to call again with a new spec). The nftables tables go first,
-// then the iptables and ip6tables chains; if a later step fails, everything
-// installed is removed again and the error says why. A caller whose Install
-// failed must not claim the VIP: without the rules this node would accept
-// every client.
+// in one transaction that also removes a kernel engine's leftover
+// GuardTable, then the iptables and ip6tables chains; if a later step
+// fails, everything installed is removed again and the error says why. A
+// caller whose Install failed must not claim the VIP: without the rules
+// this node would accept every client.
 func Install(ctx context.Context, s Spec) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("install farm rules: %w", err)
 	}
-	if _, err := run(ctx, NFT(s), "nft", "-f", "-"); err != nil {
+	if _, err := run(ctx, NFT(s)+nftRemoveGuard(), "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("install farm rules: nftables: %w", err)
 	}
 	for _, f := range families {
@@ -79,10 +80,32 @@ func SetReset(ctx context.Context, s Spec, on bool) error {
 	return nil
 }
 
-// Remove deletes every rule, chain and table Install creates. It is
-// idempotent: what is already gone is not an error. It never flushes the
-// whole ruleset, which would also wipe the iptables-nft tables of others.
+// Remove deletes every rule, chain and table Install creates, and the
+// kernel engine's GuardTable. It is idempotent: what is already gone is not
+// an error. It never flushes the whole ruleset, which would also wipe the
+// iptables-nft tables of others.
 func Remove(ctx context.Context) error {
+	if err := remove(ctx, nftRemove()+nftRemoveGuard(), false); err != nil {
+		return fmt.Errorf("remove farm rules: %w", err)
+	}
+	return nil
+}
+
+// RemoveNFQueue deletes what Install creates (the NFQUEUE engine's iptables
+// chains and nftables tables) and nothing else. The kernel engine calls it
+// when it starts: rules a crashed NFQUEUE engine left would queue every new
+// flow to a queue nobody reads. Idempotent; without the nft and iptables
+// tools there is nothing Install could have made, which is not an error.
+func RemoveNFQueue(ctx context.Context) error {
+	if err := remove(ctx, nftRemove(), true); err != nil {
+		return fmt.Errorf("remove NFQUEUE engine rules: %w", err)
+	}
+	return nil
+}
+
+// remove deletes the iptables chains, then runs the nft script that deletes
+// tables; a missing nft tool is an error unless nftOptional.
+func remove(ctx context.Context, nftScript string, nftOptional bool) error {
 	var errs []error
 	// Stop queueing first, then stop deciding by mark.
 	for _, f := range families {
@@ -90,18 +113,17 @@ func Remove(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := run(ctx, nftRemove(), "nft", "-f", "-"); err != nil {
+	if _, err := run(ctx, nftScript, "nft", "-f", "-"); err != nil && !(nftOptional && errors.Is(err, exec.ErrNotFound)) {
 		errs = append(errs, fmt.Errorf("nftables: %w", err))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remove farm rules: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Cleanup removes whatever a crashed agent may have left: every table and
-// chain this package has ever created (today the same set as Remove). Run it
-// before the first Install and from `farm cleanup`; it is idempotent.
+// chain this package has ever created and the kernel engine's GuardTable
+// (today the same set as Remove; the kernel engine's OwnedTable never
+// outlives its agent). Run it before the first Install and from `farm
+// cleanup`; it is idempotent.
 func Cleanup(ctx context.Context) error {
 	if err := Remove(ctx); err != nil {
 		return fmt.Errorf("cleanup: %w", err)
@@ -163,4 +185,12 @@ func run(ctx context.Context, stdin, name string, args ...string) (string, error
 		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 	}
 	return stdout.String(), nil
+}
+
+// nftRemoveGuard is the script that removes the kernel engine's persistent
+// tables (GuardTable), whether present or not. It never names OwnedTable:
+// the kernel refuses that table to every socket but its engine's, which
+// would fail the whole script while a kernel engine runs.
+func nftRemoveGuard() string {
+	return fmt.Sprintf("table ip %[1]s {}\ndelete table ip %[1]s\ntable ip6 %[1]s {}\ndelete table ip6 %[1]s\n", GuardTable)
 }

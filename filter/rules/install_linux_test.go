@@ -189,3 +189,53 @@ func TestInstallUndo(t *testing.T) {
 		t.Errorf("ip farm table left after a failed Install:\n%s", out)
 	}
 }
+
+// TestEngineLeftovers checks that each engine's set-up removes the other's
+// leftovers: Install and Remove delete the kernel engine's GuardTable, and
+// RemoveNFQueue deletes what Install made but leaves GuardTable alone.
+func TestEngineLeftovers(t *testing.T) {
+	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
+	enterNewNetns(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	guard := func() {
+		t.Helper()
+		script := fmt.Sprintf("add table ip %[1]s; add table ip6 %[1]s", GuardTable)
+		if out, err := sh(t, "nft", script); err != nil {
+			t.Fatalf("nft %s: %v: %s", script, err, out)
+		}
+	}
+	list := func() string {
+		t.Helper()
+		out, err := sh(t, "nft", "list", "tables")
+		if err != nil {
+			t.Fatalf("nft list tables: %v: %s", err, out)
+		}
+		return out
+	}
+	spec := Spec{Self: 1, VIPs: addrs("10.77.0.100", "2001:db8:77::100"), Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: ports(t, "80")}}}
+
+	guard()
+	if err := Install(ctx, spec); err != nil {
+		t.Fatalf("Install: %v", err)
+	}
+	if out := list(); strings.Contains(out, GuardTable) || !strings.Contains(out, "table ip farm") {
+		t.Errorf("after Install over a kernel engine's leftovers:\n%s", out)
+	}
+	guard()
+	if err := RemoveNFQueue(ctx); err != nil {
+		t.Fatalf("RemoveNFQueue: %v", err)
+	}
+	if out := list(); !strings.Contains(out, "table ip "+GuardTable) || !strings.Contains(out, "table ip6 "+GuardTable) || strings.Contains(out, "table ip farm\n") {
+		t.Errorf("after RemoveNFQueue (the guard stays, the NFQUEUE tables go):\n%s", out)
+	}
+	if out, _ := sh(t, "iptables", "-t", "mangle", "-S"); strings.Contains(out, "FARM") {
+		t.Errorf("iptables still mentions FARM after RemoveNFQueue:\n%s", out)
+	}
+	if err := Cleanup(ctx); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if out := list(); strings.Contains(out, "farm") {
+		t.Errorf("after Cleanup:\n%s", out)
+	}
+}

@@ -26,5 +26,8 @@ func SetReset(ctx context.Context, s Spec, on bool) error {
 // Remove is Linux-only; elsewhere there is nothing to remove.
 func Remove(ctx context.Context) error { return nil }
 
+// RemoveNFQueue is Linux-only; elsewhere there is nothing to remove.
+func RemoveNFQueue(ctx context.Context) error { return nil }
+
 // Cleanup is Linux-only; elsewhere there is nothing to remove.
 func Cleanup(ctx context.Context) error { return nil }

@@ -56,6 +56,22 @@ const (
 	IPTChain = "FARM"
 )
 
+// Names of the kernel engine's (filter/kernel) nftables tables, in families
+// ip and ip6. Each engine's set-up removes the other's leftovers, so a node
+// that switches engines after a crash does not run both.
+const (
+	// GuardTable is the kernel engine's persistent table: it passes this
+	// node's flows and drops the rest of the balanced traffic. A crashed
+	// agent leaves it behind on purpose (fail closed); Remove, Cleanup and
+	// Install delete it.
+	GuardTable = "farm_guard"
+	// OwnedTable is the kernel engine's owner-flag table, which accepts new
+	// flows: the kernel deletes it when the engine's netlink socket closes
+	// (the agent ends or dies) and refuses changes from any other socket,
+	// so nothing in this package touches it and nothing is ever left of it.
+	OwnedTable = "farm_owned"
+)
+
 // Hook priorities in prerouting, around conntrack (-200) and iptables
 // mangle (-150): decide by mark before the queue, copy the verdict's mark
 // after it.

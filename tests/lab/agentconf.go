@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -63,11 +64,14 @@ proto = "tcp"
 ports = "80"
 affinity = "ip"
 
+[filter]
+engine = %[12]q
+
 [console]
 listen = %[11]q
 `, l.ID, n.Name, l.StateDir(i), n.Index,
 		netipPort(n.Addr4.String(), GossipPort), strings.Join(join, ", "), l.GossipKeyPath(),
-		l.VIP4.String(), n.Link, l.VIP6.String(), ConsoleListen)
+		l.VIP4.String(), n.Link, l.VIP6.String(), ConsoleListen, Engine())
 	if strings.TrimSpace(extra) == "" {
 		return base
 	}
@@ -79,6 +83,19 @@ listen = %[11]q
 }
 
 func netipPort(host string, port int) string { return host + ":" + strconv.Itoa(port) }
+
+// EngineEnv names the environment variable that picks the data path engine
+// of the lab's agents, so `make test` runs the end-to-end suite with each.
+const EngineEnv = "FARM_ENGINE"
+
+// Engine is the lab agents' engine: $FARM_ENGINE, else "kernel" (the
+// agent's default).
+func Engine() string {
+	if e := os.Getenv(EngineEnv); e != "" {
+		return e
+	}
+	return "kernel"
+}
 
 // mergeTOML decodes base and extra, merges extra over base (tables key by
 // key, anything else replaced) and encodes the result.

@@ -1,0 +1,326 @@
+package kernel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/webfarm/farm/filter/rules"
+)
+
+// nftTableFlagOwner is NFT_TABLE_F_OWNER (Linux 5.12): the table belongs
+// to the netlink socket that created it and goes away with it.
+const nftTableFlagOwner = 0x2
+
+// Netlink limits. A plan is at most 4096 owned and 4096 reset buckets per
+// family, about 330 kB of messages in one transaction when dual-stack:
+// more than the default socket send buffer, so the engine's socket gets a
+// larger one. Elements go in messages of elemsPerMsg (a netlink attribute
+// holds at most 64 kB). Every exchange has a deadline, so a kernel that
+// never answers fails Apply instead of hanging it.
+const (
+	sendBuffer  = 4 << 20
+	elemsPerMsg = 1024
+	nlTimeout   = 10 * time.Second
+)
+
+// netlinkState is what Run installed: the engine's one netlink socket and
+// the sets Apply fills.
+type netlinkState struct {
+	conn *nftables.Conn
+	raw  *netlink.Conn // conn's lasting socket, for messages the library cannot build
+	fams []famState
+}
+
+// famState is one family's installed tables.
+type famState struct {
+	f             family
+	owned, reset  *nftables.Set
+	guard, ownedT *nftables.Table
+}
+
+// Run installs the rules (in the network namespace of the calling thread:
+// the socket is opened there and stays there), serves until ctx ends, then
+// removes them and returns nil. It returns an error if they cannot be
+// installed or removed. Before installing it removes the NFQUEUE engine's
+// leftover rules, which would queue new flows to nobody. If the process
+// dies instead, the kernel deletes the owned tables with the socket and
+// the guard tables keep dropping new flows (see the package doc) until the
+// next start or `farm cleanup`. Call Run once.
+func (e *Engine) Run(ctx context.Context) (err error) {
+	if err := e.spec.Validate(); err != nil {
+		return fmt.Errorf("kernel filter engine: %w", err)
+	}
+	if err := rules.RemoveNFQueue(ctx); err != nil {
+		return fmt.Errorf("kernel filter engine: %w", err)
+	}
+	st, err := open(e.spec)
+	if err != nil {
+		return fmt.Errorf("install kernel filter rules: %w", err)
+	}
+	e.mu.Lock()
+	e.nl = st
+	e.mu.Unlock()
+	names := make([]string, len(st.fams))
+	for i, f := range st.fams {
+		names[i] = f.f.name
+	}
+	e.log.Info("Kernel filter rules installed.", "families", names, "vips", len(e.spec.VIPs), "rules", len(e.spec.Rules), "self", e.spec.Self)
+	close(e.ready)
+
+	<-ctx.Done()
+	e.mu.Lock()
+	e.nl = nil
+	e.mu.Unlock()
+	if err := st.close(); err != nil {
+		e.log.Error("Removing kernel filter rules failed; run farm cleanup.", "err", err)
+		return fmt.Errorf("remove kernel filter rules: %w (run farm cleanup)", err)
+	}
+	e.log.Info("Kernel filter rules removed.")
+	return nil
+}
+
+// open opens the engine's socket and installs the tables: first the owned
+// tables, empty, with the owner flag (a message of our own, on the
+// library's socket), then in one transaction the guard tables (replacing
+// any left by a crashed agent) and the owned tables' sets and chains.
+func open(spec rules.Spec) (*netlinkState, error) {
+	var raw *netlink.Conn
+	conn, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		raw = c
+		return forceSendBuffer(c, sendBuffer)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink socket: %w (needs root or CAP_NET_ADMIN)", err)
+	}
+	st := &netlinkState{conn: conn, raw: raw}
+	for _, f := range []family{familyIPv4, familyIPv6} {
+		if len(f.vips(spec)) > 0 {
+			st.fams = append(st.fams, famState{f: f,
+				guard:  &nftables.Table{Name: rules.GuardTable, Family: f.family},
+				ownedT: &nftables.Table{Name: rules.OwnedTable, Family: f.family}})
+		}
+	}
+	if err := st.createOwned(); err != nil {
+		_ = conn.CloseLasting()
+		return nil, err
+	}
+	if err := st.fill(spec); err != nil {
+		_ = conn.CloseLasting() // takes the owned tables with it; the transaction left the rest as it was
+		return nil, err
+	}
+	return st, nil
+}
+
+// forceSendBuffer sets the socket's send buffer past net.core.wmem_max
+// (SO_SNDBUFFORCE, CAP_NET_ADMIN), as nft does for large transactions.
+func forceSendBuffer(c *netlink.Conn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set netlink send buffer to %d bytes: %w", n, serr)
+	}
+	return nil
+}
+
+// createOwned creates the owned tables, empty, flagged as owned by this
+// socket, in one transaction. google/nftables v0.3.0 always sends table
+// flags 0, so the message is built here. A table that exists already is
+// another live agent's (a dead one's would be gone): that is an error.
+func (st *netlinkState) createOwned() error {
+	msgs := []netlink.Message{batchMsg(unix.NFNL_MSG_BATCH_BEGIN)}
+	for _, fs := range st.fams {
+		attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+			{Type: unix.NFTA_TABLE_NAME, Data: []byte(rules.OwnedTable + "\x00")},
+			{Type: unix.NFTA_TABLE_FLAGS, Data: binary.BigEndian.AppendUint32(nil, nftTableFlagOwner)},
+		})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, netlink.Message{
+			Header: netlink.Header{
+				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWTABLE),
+				Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl,
+			},
+			Data: append([]byte{byte(fs.f.family), unix.NFNETLINK_V0, 0, 0}, attrs...),
+		})
+	}
+	msgs = append(msgs, batchMsg(unix.NFNL_MSG_BATCH_END))
+	if err := st.raw.SetDeadline(time.Now().Add(nlTimeout)); err != nil {
+		return err
+	}
+	if _, err := st.raw.SendMessages(msgs); err != nil {
+		return fmt.Errorf("create table %s: send: %w", rules.OwnedTable, err)
+	}
+	for acks := 0; acks < len(st.fams); {
+		replies, err := st.raw.Receive()
+		if (errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EPERM)) && st.ownedExists() {
+			// EPERM: the kernel refuses another socket's table before it
+			// reports that it exists.
+			return fmt.Errorf("create table %s: another farm agent with the kernel engine runs in this network namespace and owns it (the kernel removes it when that agent exits)", rules.OwnedTable)
+		}
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("create table %s with the owner flag: %w (needs Linux 5.12 or later)", rules.OwnedTable, err)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("create table %s: %w (needs root or CAP_NET_ADMIN)", rules.OwnedTable, err)
+		}
+		if err != nil {
+			return fmt.Errorf("create table %s: %w", rules.OwnedTable, err)
+		}
+		for _, m := range replies {
+			if m.Header.Type == netlink.Error {
+				acks++
+			}
+		}
+	}
+	return nil
+}
+
+// ownedExists reports whether an OwnedTable of one of the families exists,
+// asking on a socket of its own (the engine's may hold unread replies).
+func (st *netlinkState) ownedExists() bool {
+	c, err := nftables.New()
+	if err != nil {
+		return false
+	}
+	for _, fs := range st.fams {
+		if _, err := c.ListTableOfFamily(rules.OwnedTable, fs.f.family); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// batchMsg is a batch begin or end message for the nftables subsystem.
+func batchMsg(t uint16) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(t), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}, // res_id: subsystem, big endian
+	}
+}
+
+// fill installs, in one transaction, every family's guard table and the
+// contents of its owned table, and removes the guard table of a family
+// without VIPs.
+func (st *netlinkState) fill(spec rules.Spec) error {
+	for _, f := range []family{familyIPv4, familyIPv6} {
+		vips := f.vips(spec)
+		if len(vips) == 0 {
+			t := &nftables.Table{Name: rules.GuardTable, Family: f.family}
+			st.conn.AddTable(t)
+			st.conn.DelTable(t)
+		}
+	}
+	for i := range st.fams {
+		fs := &st.fams[i]
+		in := installer{c: st.conn, spec: spec, f: fs.f}
+		vips := fs.f.vips(spec)
+		if err := in.guard(vips); err != nil {
+			return err
+		}
+		owned, reset, err := in.owned(vips)
+		if err != nil {
+			return err
+		}
+		fs.owned, fs.reset = owned, reset
+	}
+	if err := st.flush(); err != nil {
+		return fmt.Errorf("install tables %s and %s: %w", rules.GuardTable, rules.OwnedTable, err)
+	}
+	return nil
+}
+
+// flush sends the queued messages as one transaction, with a deadline.
+func (st *netlinkState) flush() error {
+	if err := st.raw.SetDeadline(time.Now().Add(nlTimeout)); err != nil {
+		return err
+	}
+	return st.conn.Flush()
+}
+
+// apply replaces the owned and reset sets of every family in one
+// transaction (flush and refill: the kernel switches generations at the
+// commit, so packets see the old sets or the new ones).
+func (st *netlinkState) apply(owned, reset []uint16) error {
+	for _, fs := range st.fams {
+		for _, s := range []struct {
+			set     *nftables.Set
+			buckets []uint16
+		}{{fs.owned, owned}, {fs.reset, reset}} {
+			st.conn.FlushSet(s.set)
+			elems := bucketElems(s.buckets)
+			for len(elems) > 0 {
+				n := min(len(elems), elemsPerMsg)
+				if err := st.conn.SetAddElements(s.set, elems[:n]); err != nil {
+					return fmt.Errorf("apply plan: %s %s set %s: %w", fs.f.name, rules.OwnedTable, s.set.Name, err)
+				}
+				elems = elems[n:]
+			}
+		}
+	}
+	if err := st.flush(); err != nil {
+		return fmt.Errorf("apply plan: %d owned, %d reset buckets: %w", len(owned), len(reset), err)
+	}
+	return nil
+}
+
+// close deletes every table Run installed in one transaction and closes the
+// socket. If the transaction fails, closing the socket still takes the
+// owned tables; the guard tables stay and keep dropping (fail closed).
+func (st *netlinkState) close() error {
+	for _, fs := range st.fams {
+		st.conn.DelTable(fs.ownedT)
+		st.conn.DelTable(fs.guard)
+	}
+	err := st.flush()
+	if cerr := st.conn.CloseLasting(); err == nil && cerr != nil {
+		err = fmt.Errorf("close nftables netlink socket: %w", cerr)
+	}
+	return err
+}
+
+// Seen returns, per VIP in the spec's order, how many new flows the kernel
+// saw to it (before the verdict), from the owned tables' named counters; 0
+// for a VIP whose counter cannot be read (the engine is not running).
+func (e *Engine) Seen() []uint64 {
+	out := make([]uint64, len(e.spec.VIPs))
+	e.mu.Lock() // one exchange at a time on the engine's socket (Apply holds it too)
+	defer e.mu.Unlock()
+	st := e.nl
+	if st == nil {
+		return out
+	}
+	for _, fs := range st.fams {
+		objs, err := st.conn.GetObjects(fs.ownedT)
+		if err != nil {
+			continue
+		}
+		for _, o := range objs {
+			c, ok := o.(*nftables.CounterObj)
+			if !ok {
+				continue
+			}
+			for i := range out {
+				if c.Name == seenCounter(i) {
+					out[i] = c.Packets
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,16 @@
+package kernel
+
+import (
+	"github.com/google/nftables/expr"
+
+	"github.com/webfarm/farm/filter"
+)
+
+// BucketExprs gives the external tests the engine's bucket expressions:
+// they leave the client's bucket in NFT_REG_1.
+func BucketExprs(v6 bool, aff filter.Affinity) []expr.Any {
+	if v6 {
+		return familyIPv6.bucketExprs(aff)
+	}
+	return familyIPv4.bucketExprs(aff)
+}
