@@ -42,6 +42,8 @@ lint:
 # root, and fail instead when CI=true.
 test: deps build build-windows lint
 	$(GO) test $(TESTFLAGS) ./...
+	@echo "end-to-end suite again with the NFQUEUE engine (the run above used the kernel engine)"
+	FARM_ENGINE=nfqueue $(GO) test $(TESTFLAGS) ./tests/e2e/
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./farm/... ./filter/...

@@ -123,7 +123,7 @@ type Filter struct {
 	// Engine decides new flows: "kernel" (nftables sets decide in the
 	// kernel) or "nfqueue" (the first packet of each flow goes to the agent
 	// over NFQUEUE). Both use the same bucket function, so a farm may mix
-	// them. Default nfqueue.
+	// them. Default kernel.
 	Engine string `toml:"engine"`
 	// Queue is the first NFQUEUE number used. Default 4200.
 	Queue int `toml:"queue"`

@@ -52,7 +52,7 @@ const (
 	MaxQueues = 16
 
 	// DefaultEngine is the engine that decides new flows.
-	DefaultEngine = "nfqueue"
+	DefaultEngine = "kernel"
 	// DefaultLogFormat and DefaultLogLevel: readable text at info.
 	DefaultLogFormat = "text"
 	DefaultLogLevel  = "info"

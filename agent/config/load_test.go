@@ -64,7 +64,7 @@ action = "stop"
 		},
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},
-		Filter: Filter{Engine: "nfqueue", Queue: 4200, Queues: 1, ResetWindow: ms(30000)},
+		Filter: Filter{Engine: "kernel", Queue: 4200, Queues: 1, ResetWindow: ms(30000)},
 		App:    App{Timeout: ms(60000), MaxRestarts: 3, RestartWindow: Duration{24 * time.Hour}},
 		Checker: []Checker{
 			// timeout defaults to interval/2; expect to 200 for http only.
