@@ -27,10 +27,6 @@ import (
 	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/farm/view"
-	"github.com/webfarm/farm/filter"
-	"github.com/webfarm/farm/filter/flows"
-	"github.com/webfarm/farm/filter/kernel"
-	"github.com/webfarm/farm/filter/nfqueue"
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/filter/vip"
 )
@@ -158,16 +154,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Engine == nil {
-		d.Engine = newEngine(cfg.Filter.Engine, spec, log.With("component", "filter", "engine", cfg.Filter.Engine))
-	}
-	if d.VIP == nil {
-		d.VIP = vipClaim{claim: vip.New(vips, log.With("component", "vip")), log: log.With("component", "vip")}
-	}
-	if d.Flows == nil {
-		d.Flows = func(ctx context.Context) (int, error) {
-			return flows.Count(ctx, filter.Mark(self), 0xffffffff, addrs)
-		}
+	if err := platformDeps(&d, cfg, spec, log); err != nil {
+		return nil, err
 	}
 	a := &Agent{
 		cfg: cfg, log: log, engine: d.Engine, vip: d.VIP, flows: d.Flows,
@@ -227,16 +215,6 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a.console = srv
 	return a, nil
-}
-
-// newEngine returns the configured engine: "kernel" decides new flows with
-// nftables sets in the kernel, "nfqueue" in this process (config validation
-// allows nothing else).
-func newEngine(name string, spec rules.Spec, log *slog.Logger) Engine {
-	if name == "kernel" {
-		return kernel.New(spec, log)
-	}
-	return nfqueue.New(spec, log)
 }
 
 // vipClaim adapts package vip to VIPClaim.

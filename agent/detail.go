@@ -189,11 +189,21 @@ func (a *Agent) gather(ctx context.Context) {
 
 // detail converts an info answer for the console.
 func (in info) detail() *console.NodeDetail {
-	d := &console.NodeDetail{Flows: in.Flows, Seen: in.Seen, Phase: in.Phase, Serving: in.Serving, Why: in.Why, At: time.Unix(in.At, 0).UTC()}
+	d := &console.NodeDetail{Flows: in.Flows, Seen: in.Seen, Phase: in.Phase, Serving: in.Serving, Why: in.Why, At: unixTime(in.At)}
 	for _, c := range in.Checkers {
-		d.Checkers = append(d.Checkers, console.CheckerStatus{Name: c.Name, Type: c.Type, State: c.State, LastError: c.Err, LastCheck: time.Unix(c.At, 0).UTC()})
+		d.Checkers = append(d.Checkers, console.CheckerStatus{Name: c.Name, Type: c.Type, State: c.State, LastError: c.Err, LastCheck: unixTime(c.At)})
 	}
 	return d
+}
+
+// unixTime reads a peer's timestamp; one that JSON cannot carry (before year
+// 0 or after 9999: a broken or hostile peer) reads as unknown.
+func unixTime(sec int64) time.Time {
+	const maxUnix = 253402300799 // 9999-12-31T23:59:59Z
+	if sec <= 0 || sec > maxUnix {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0).UTC()
 }
 
 // nodeStatus builds the console's view of one node.

@@ -120,10 +120,11 @@ type Rule struct {
 
 // Filter tunes the local data path.
 type Filter struct {
-	// Engine decides new flows: "kernel" (nftables sets decide in the
-	// kernel) or "nfqueue" (the first packet of each flow goes to the agent
-	// over NFQUEUE). Both use the same bucket function, so a farm may mix
-	// them. Default kernel.
+	// Engine decides new flows: on Linux "kernel" (nftables sets decide in
+	// the kernel) or "nfqueue" (the first packet of each flow goes to the
+	// agent over NFQUEUE); on Windows "windivert" (every packet to a balanced
+	// VIP port goes through the agent). All use the same bucket function, so
+	// a farm may mix them. Default kernel.
 	Engine string `toml:"engine"`
 	// Queue is the first NFQUEUE number used. Default 4200.
 	Queue int `toml:"queue"`

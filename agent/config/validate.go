@@ -240,9 +240,9 @@ func (c *Config) validateRules(p *problems) []filter.Rule {
 func (c *Config) validateFilter(p *problems) {
 	f := c.Filter
 	switch f.Engine {
-	case "kernel", "nfqueue":
+	case "kernel", "nfqueue", "windivert":
 	default:
-		p.add("filter.engine", "%q is not kernel or nfqueue", f.Engine)
+		p.add("filter.engine", "%q is not kernel, nfqueue (Linux) or windivert (Windows)", f.Engine)
 	}
 	qsOK := f.Queues >= 1 && f.Queues <= MaxQueues
 	if !qsOK {

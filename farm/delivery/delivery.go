@@ -104,7 +104,12 @@ func (t *Tracker) delta(node, vip string, now time.Time) (uint64, time.Duration,
 	if span < t.s.Window/2 {
 		return 0, 0, false // not enough history yet
 	}
-	return last.seen[vip] - first.seen[vip], span, true
+	a, okA := first.seen[vip]
+	b, okB := last.seen[vip]
+	if !okA || !okB || b < a {
+		return 0, 0, false // the VIP came or went, or its counter restarted
+	}
+	return b - a, span, true
 }
 
 // judgement is what one node saw of one VIP against its peers' median.
