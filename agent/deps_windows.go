@@ -30,7 +30,9 @@ func platformDeps(d *Deps, cfg *config.Config, spec rules.Spec, log *slog.Logger
 		d.VIP = engineHeldVIP{}
 	}
 	if d.Flows == nil {
-		d.Flows = func(context.Context) (int, error) { return -1, fmt.Errorf("no flow count without the WinDivert engine") }
+		d.Flows = func(context.Context) (int, error) {
+			return -1, fmt.Errorf("no flow count without the WinDivert engine")
+		}
 	}
 	return nil
 }
