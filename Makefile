@@ -5,7 +5,7 @@ BIN     := bin
 PKG     := ./agent/cmd/farm
 TESTFLAGS ?= -count=1 -timeout 18m
 
-.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean package
+.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean package fuzz
 
 all: build
 
@@ -15,6 +15,10 @@ build:
 
 build-windows:
 	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -o $(BIN)/farm.exe $(PKG)
+	@# Every package's tests must compile for Windows too (they cannot run here).
+	@for p in $$(GOOS=windows $(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+		CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) test -c -o /dev/null $$p || exit 1; \
+	done
 
 deps:
 	@tests/install-deps.sh
@@ -44,6 +48,12 @@ test: deps build build-windows lint
 	$(GO) test $(TESTFLAGS) ./...
 	@echo "end-to-end suite again with the NFQUEUE engine (the run above used the kernel engine)"
 	FARM_ENGINE=nfqueue $(GO) test $(TESTFLAGS) ./tests/e2e/
+	tests/fuzz.sh short
+
+# Every fuzz target for 60 s each (FUZZTIME=10m for longer); make test runs
+# them for 5 s each.
+fuzz:
+	tests/fuzz.sh
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./farm/... ./filter/...
