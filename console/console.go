@@ -223,11 +223,12 @@ func web() fs.FS {
 // Handler returns every route with access control applied.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	files := http.FileServerFS(web())
-	// Public: the login page and the static assets it uses.
+	// Public: the login page and the static assets it uses, and nothing
+	// else of the embedded tree (a served subtree, so "/static/../app" cannot
+	// climb out of it).
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
-	mux.Handle("GET /static/", files)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", staticFiles()))
 
 	private := http.NewServeMux()
 	private.HandleFunc("POST /logout", s.logout)
@@ -256,9 +257,32 @@ func (s *Server) Handler() http.Handler {
 	return securityHeaders(cop.Handler(mux))
 }
 
-// serveFile serves one embedded file by name.
+// staticFiles serves the embedded static/ directory only; a name that is no
+// valid path in it (dot-dot, invalid UTF-8) is not found rather than an error.
+func staticFiles() http.Handler {
+	sub, err := fs.Sub(web(), "static")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Files only: no directory listings, no invalid names.
+		if name := r.URL.Path; name == "" || strings.HasSuffix(name, "/") || !fs.ValidPath(name) {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+// serveFile serves one embedded file by name; a name that is not a file
+// there is not found.
 func serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	if strings.Contains(name, "..") {
+	if !fs.ValidPath(name) || strings.Contains(name, "..") {
+		http.NotFound(w, r)
+		return
+	}
+	if fi, err := fs.Stat(web(), name); err != nil || fi.IsDir() {
 		http.NotFound(w, r)
 		return
 	}

@@ -50,7 +50,7 @@ func Parse(data []byte) (*Config, error) {
 	if _, err := toml.Decode(string(data), &raw); err != nil {
 		return nil, tomlError(data, err)
 	}
-	errs := unknownKeys(md)
+	errs := append(unknownKeys(md), miscasedKeys(md)...)
 	c.applyDefaults(presentIn(raw))
 	errs = append(errs, c.finish()...)
 	if len(errs) > 0 {
@@ -123,6 +123,49 @@ func unknownKeys(md toml.MetaData) []error {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		}
 		errs = append(errs, errors.New(msg))
+	}
+	return errs
+}
+
+// miscasedKeys reports every key the decoder matched only by ignoring case
+// ("Address" for "address"): the TOML decoder is case-insensitive, but a
+// file with both spellings would silently keep one of them, so keys must be
+// spelled exactly.
+func miscasedKeys(md toml.MetaData) []error {
+	headers := map[string]int{}
+	var reported []toml.Key
+	var errs []error
+	for _, k := range md.Keys() {
+		if md.Type(k...) == "ArrayHash" {
+			headers[k.String()]++
+		}
+		if under(k, reported) {
+			continue
+		}
+		t := reflect.TypeOf(Config{})
+		for i, part := range k {
+			if t.Kind() != reflect.Struct {
+				break // inside a value (an inline table of a non-struct)
+			}
+			f, exact := fieldByKey(t, part)
+			if !exact {
+				want := ""
+				for j := 0; j < t.NumField(); j++ {
+					if name := tomlName(t.Field(j)); strings.EqualFold(name, part) {
+						want = name
+					}
+				}
+				if want != "" {
+					reported = append(reported, k[:i+1])
+					errs = append(errs, fmt.Errorf("unknown key %q (keys are case-sensitive: did you mean %q?)", indexedKey(k[:i+1], headers), want))
+				}
+				break
+			}
+			t = f.Type
+			if t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+		}
 	}
 	return errs
 }

@@ -5,18 +5,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzParse checks what `farm check` and the agent rely on, for any file:
 //   - Parse never panics;
-//   - every problem it reports names a key (a *FieldError, or an unknown
-//     key) or a line (a syntax or type error), so the operator knows where
-//     to look;
+//   - every problem it reports names a key (a *FieldError, an unknown key,
+//     the decoder's "last key") or a line (a syntax or type error), so the
+//     operator knows where to look;
 //   - a config that parses prints (Effective) as a file that parses back to
 //     the very same config, typed values included, and prints the same
 //     again (what `farm check` shows is what the agent runs).
@@ -61,7 +63,8 @@ func FuzzParse(f *testing.F) {
 					if fe.Key == "" {
 						t.Fatalf("problem without a key: %q", msg)
 					}
-				case strings.HasPrefix(msg, "line "), strings.HasPrefix(msg, "unknown key "):
+				case strings.HasPrefix(msg, "line "), strings.HasPrefix(msg, "unknown key "),
+					strings.Contains(msg, "(last key "): // a type error the decoder gives without its line
 				default:
 					t.Fatalf("problem names neither a key nor a line: %q\ninput:\n%s", msg, data)
 				}
@@ -144,3 +147,61 @@ func tomlString(s string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// FuzzParseStrictKeys checks the other half of "unknown keys are an error"
+// (DESIGN.md): a file that parses uses only the keys of the schema, spelled
+// as they are documented. TOML keys are case-sensitive; a key the decoder
+// matched to a field by another spelling is one `farm check` should name.
+func FuzzParseStrictKeys(f *testing.F) {
+	f.Add([]byte(baseTOML))
+	f.Add([]byte(strings.Replace(baseTOML, "[app]\n", "[app]\ntimeout = \"90s\"\n", 1) + "[filter]\nengine = \"kernel\"\n[log]\nlevel = \"debug\"\n"))
+	f.Add([]byte("node = { name = \"web1\", id = 1 }\n" + strings.SplitN(baseTOML, "[gossip]", 2)[1]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := Parse(data); err != nil {
+			return
+		}
+		var raw map[string]any
+		if _, err := toml.Decode(string(data), &raw); err != nil {
+			t.Fatalf("Parse accepted what the generic decoder refuses: %v", err)
+		}
+		if k := foreignKey(reflect.TypeOf(Config{}), raw, ""); k != "" {
+			t.Fatalf("Parse accepted key %q, which is not in the schema:\n%s", k, data)
+		}
+	})
+}
+
+// foreignKey returns the first key of v (a decoded table) that t's TOML
+// schema does not have, spelled exactly; "" when there is none.
+func foreignKey(t reflect.Type, v any, prefix string) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, sub := range v {
+			f, ok := fieldByKey(t, k)
+			if !ok {
+				return prefix + k
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(Duration{}) {
+				if bad := foreignKey(ft, sub, prefix+k+"."); bad != "" {
+					return bad
+				}
+			}
+		}
+	case []map[string]any:
+		for i, m := range v {
+			if bad := foreignKey(t, m, fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); bad != "" {
+				return bad
+			}
+		}
+	case []any:
+		for i, m := range v {
+			if bad := foreignKey(t, m, fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i)); bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
+}

@@ -84,18 +84,11 @@ func Plan(nodes []Node, c Change) (WhatIf, error) {
 		return WhatIf{}, fmt.Errorf("action %q: use weight, stop, drain, start, add or remove", c.Action)
 	}
 	bt, at := table.Compute(Owners(nodes)), table.Compute(Owners(after))
-	names := map[uint8]string{}
-	for _, n := range append(slices.Clone(nodes), after...) {
-		if n.ID != 0 {
-			if _, dup := names[n.ID]; !dup {
-				names[n.ID] = n.Name
-			}
-		}
-	}
+	before, afterNames := namesByOwner(nodes), namesByOwner(after)
 	w := WhatIf{Change: c, Before: map[string]int{}, After: map[string]int{}}
 	moves := map[[2]string]int{}
 	for b := range bt {
-		from, to := names[bt[b]], names[at[b]]
+		from, to := before[bt[b]], afterNames[at[b]]
 		if bt[b] != 0 {
 			w.Before[from]++
 		}
@@ -118,4 +111,22 @@ func Plan(nodes []Node, c Change) (WhatIf, error) {
 	})
 	w.Share = float64(w.Moved) / table.Buckets
 	return w, nil
+}
+
+// namesByOwner names each id by the node that owns its buckets, by Owners'
+// rule (alive, and the smallest name when two claim the id), so a new node
+// that reuses a dead node's id is named, not the dead one.
+func namesByOwner(nodes []Node) map[uint8]string {
+	sorted := slices.Clone(nodes)
+	slices.SortFunc(sorted, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	names := map[uint8]string{}
+	for _, n := range sorted {
+		if n.ID == 0 || !n.Alive {
+			continue
+		}
+		if _, dup := names[n.ID]; !dup {
+			names[n.ID] = n.Name
+		}
+	}
+	return names
 }

@@ -124,17 +124,18 @@ func (c *Capture) read(r io.Reader) error {
 		}
 		return err
 	}
+	fp := newFrameParser()
 	for {
-		f, err := pr.next()
+		f, _, err := pr.ZeroCopyReadPacketData()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil
 			}
 			return err
 		}
-		if s, ok := parseSynAck(f); ok {
+		if s, ok := fp.synAck(f); ok {
 			c.tracker.add(s)
-		} else if n, ok := parseMarker(f); ok && n > c.synced.Load() {
+		} else if n, ok := fp.marker(f); ok && n > c.synced.Load() {
 			c.synced.Store(n)
 		}
 	}

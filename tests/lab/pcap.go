@@ -1,7 +1,7 @@
 package lab
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
 )
 
 // SynAck is one SYN-ACK seen on the wire, with the Ethernet source that
@@ -114,160 +118,122 @@ func (t *synTracker) report() Report {
 	return r
 }
 
-// pcapReader reads a classic pcap stream (tcpdump -w -) of Ethernet frames.
-type pcapReader struct {
-	r     *bufio.Reader
-	order binary.ByteOrder
-	buf   []byte
-}
-
 // errNotEthernet reports a capture on a link type the parser does not know.
 var errNotEthernet = errors.New("pcap link type is not Ethernet")
 
-func newPcapReader(r io.Reader) (*pcapReader, error) {
-	br := bufio.NewReader(r)
-	hdr := make([]byte, 24)
-	if _, err := io.ReadFull(br, hdr); err != nil {
+// newPcapReader reads a classic pcap stream (tcpdump -w -) of Ethernet
+// frames, in either byte order, with gopacket's pcapgo.
+func newPcapReader(r io.Reader) (*pcapgo.Reader, error) {
+	pr, err := pcapgo.NewReader(r)
+	if err != nil {
 		return nil, fmt.Errorf("read pcap header: %w", err)
 	}
-	var order binary.ByteOrder
-	switch binary.LittleEndian.Uint32(hdr) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		order = binary.LittleEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		order = binary.BigEndian
-	default:
-		return nil, fmt.Errorf("not a pcap stream (magic %x)", hdr[:4])
-	}
-	if lt := order.Uint32(hdr[20:]) & 0xffff; lt != 1 {
+	if lt := pr.LinkType(); lt != layers.LinkTypeEthernet {
 		return nil, fmt.Errorf("%w (%d)", errNotEthernet, lt)
 	}
-	return &pcapReader{r: br, order: order}, nil
+	return pr, nil
 }
 
-// next returns the next frame; the slice is valid until the next call.
-func (p *pcapReader) next() ([]byte, error) {
-	var rec [16]byte
-	if _, err := io.ReadFull(p.r, rec[:]); err != nil {
-		return nil, err
-	}
-	n := p.order.Uint32(rec[8:])
-	if n > 1<<18 {
-		return nil, fmt.Errorf("pcap record of %d bytes: stream is corrupt", n)
-	}
-	if cap(p.buf) < int(n) {
-		p.buf = make([]byte, n)
-	}
-	p.buf = p.buf[:n]
-	if _, err := io.ReadFull(p.r, p.buf); err != nil {
-		return nil, err
-	}
-	return p.buf, nil
+// frameParser decodes captured frames with gopacket's layers: Ethernet, one
+// or more VLAN tags, IPv4 or IPv6 (hop-by-hop, routing and destination
+// options headers skipped), TCP. It reuses its layers from frame to frame,
+// so it is not safe for concurrent use.
+type frameParser struct {
+	eth     layers.Ethernet
+	vlan    layers.Dot1Q
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	ext     layers.IPv6ExtensionSkipper
+	tcp     layers.TCP
+	parser  *gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
 }
 
-// parseSynAck extracts a SYN-ACK from an Ethernet frame (IPv4 or IPv6, one
-// optional VLAN tag, IPv6 extension headers walked); ok is false for any
-// other frame.
-func parseSynAck(f []byte) (s SynAck, ok bool) {
-	if len(f) < 14 {
+func newFrameParser() *frameParser {
+	p := &frameParser{}
+	p.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &p.eth, &p.vlan, &p.ip4, &p.ip6, &p.ext, &p.tcp)
+	p.parser.IgnoreUnsupported = true // stop quietly at the TCP payload or any other protocol
+	return p
+}
+
+// synAck extracts a SYN-ACK from an Ethernet frame; ok is false for any
+// other frame, for a fragment and for one cut before the end of its TCP
+// header (tcpdump's -s 160 keeps Ethernet, a VLAN tag, IPv6 and a full TCP
+// header).
+func (p *frameParser) synAck(f []byte) (s SynAck, ok bool) {
+	if err := p.parser.DecodeLayers(f, &p.decoded); err != nil {
 		return s, false
 	}
-	src := net.HardwareAddr(f[6:12]).String()
-	et := binary.BigEndian.Uint16(f[12:])
-	p := f[14:]
-	if et == 0x8100 && len(p) >= 4 {
-		et = binary.BigEndian.Uint16(p[2:])
-		p = p[4:]
+	var src, dst netip.Addr
+	tcp := false
+	for _, t := range p.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			src, dst = addrOf(p.ip4.SrcIP), addrOf(p.ip4.DstIP)
+		case layers.LayerTypeIPv6:
+			src, dst = addrOf(p.ip6.SrcIP), addrOf(p.ip6.DstIP)
+		case layers.LayerTypeIPv6Fragment:
+			return s, false // a later fragment's bytes are no TCP header
+		case layers.LayerTypeTCP:
+			tcp = true
+		}
 	}
-	var saddr, daddr netip.Addr
-	var tcp []byte
-	switch et {
-	case 0x0800:
-		if len(p) < 20 || p[0]>>4 != 4 || p[9] != 6 {
-			return s, false
-		}
-		ihl := int(p[0]&0x0f) * 4
-		if ihl < 20 || len(p) < ihl {
-			return s, false
-		}
-		saddr = netip.AddrFrom4([4]byte(p[12:16]))
-		daddr = netip.AddrFrom4([4]byte(p[16:20]))
-		tcp = p[ihl:]
-	case 0x86dd:
-		if len(p) < 40 || p[0]>>4 != 6 {
-			return s, false
-		}
-		saddr = netip.AddrFrom16([16]byte(p[8:24]))
-		daddr = netip.AddrFrom16([16]byte(p[24:40]))
-		next, rest := p[6], p[40:]
-		for hops := 0; next != 6; hops++ {
-			// Hop-by-hop, routing, destination options: length in 8-octet
-			// units after the first 8. Anything else is not TCP for us.
-			if hops > 8 || (next != 0 && next != 43 && next != 60) || len(rest) < 8 {
-				return s, false
-			}
-			l := (int(rest[1]) + 1) * 8
-			if len(rest) < l {
-				return s, false
-			}
-			next, rest = rest[0], rest[l:]
-		}
-		tcp = rest
-	default:
-		return s, false
-	}
-	if len(tcp) < 14 {
-		return s, false
-	}
-	const syn, ack = 0x02, 0x10
-	if tcp[13]&(syn|ack) != syn|ack {
+	if !tcp || !src.IsValid() || !p.tcp.SYN || !p.tcp.ACK {
 		return s, false
 	}
 	return SynAck{
-		SrcMAC: src,
-		Server: netip.AddrPortFrom(saddr, binary.BigEndian.Uint16(tcp[0:])),
-		Client: netip.AddrPortFrom(daddr, binary.BigEndian.Uint16(tcp[2:])),
-		Ack:    binary.BigEndian.Uint32(tcp[8:]),
+		SrcMAC: p.eth.SrcMAC.String(),
+		Server: netip.AddrPortFrom(src, uint16(p.tcp.SrcPort)),
+		Client: netip.AddrPortFrom(dst, uint16(p.tcp.DstPort)),
+		Ack:    p.tcp.Ack,
 	}, true
+}
+
+// marker returns the sequence number of a sync marker frame.
+func (p *frameParser) marker(f []byte) (uint64, bool) {
+	if err := p.eth.DecodeFromBytes(f, gopacket.NilDecodeFeedback); err != nil || p.eth.EthernetType != markerType {
+		return 0, false
+	}
+	b, ok := bytes.CutPrefix(p.eth.Payload, []byte(markerMagic))
+	if !ok || len(b) < 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b), true
+}
+
+// parseSynAck extracts a SYN-ACK from an Ethernet frame (see
+// frameParser.synAck).
+func parseSynAck(f []byte) (SynAck, bool) { return newFrameParser().synAck(f) }
+
+// parseMarker returns the sequence number of a marker frame.
+func parseMarker(f []byte) (uint64, bool) { return newFrameParser().marker(f) }
+
+func addrOf(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a
 }
 
 // Sync markers: a frame of the IEEE "local experimental" EtherType that the
 // lab sends out of the captured port itself. Packets reach tcpdump in order,
 // so once a marker is read back everything before it has been read too.
 const (
-	markerType  = 0x88b5
-	markerMagic = "tests/lab sync "
+	markerType  layers.EthernetType = 0x88b5
+	markerMagic                     = "tests/lab sync "
 )
 
-// markerFrame builds marker seq: to dst, from a locally administered source
-// that no host uses (so the bridge learns nothing that matters).
+// markerSrc is the marker's source: locally administered, used by no host
+// (so the bridge learns nothing that matters).
+var markerSrc = net.HardwareAddr{0x02, 0x1a, 0xb0, 0xff, 0xff, 0xfe}
+
+// markerFrame builds marker seq, to dst.
 func markerFrame(dst net.HardwareAddr, seq uint64) []byte {
-	f := make([]byte, 0, 64)
-	f = append(f, dst...)
-	f = append(f, 0x02, 0x1a, 0xb0, 0xff, 0xff, 0xfe)
-	f = binary.BigEndian.AppendUint16(f, markerType)
-	f = append(f, markerMagic...)
-	f = binary.BigEndian.AppendUint64(f, seq)
-	for len(f) < 60 {
-		f = append(f, 0)
+	buf := gopacket.NewSerializeBuffer()
+	payload := binary.BigEndian.AppendUint64([]byte(markerMagic), seq)
+	eth := &layers.Ethernet{DstMAC: dst, SrcMAC: markerSrc, EthernetType: markerType}
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{}, eth, gopacket.Payload(payload)); err != nil {
+		panic(err) // only a MAC that is not 6 bytes fails, and both are
 	}
-	return f
-}
-
-// parseMarker returns the sequence number of a marker frame.
-func parseMarker(f []byte) (uint64, bool) {
-	p, ok := bytesCut(f, 14)
-	if !ok || binary.BigEndian.Uint16(f[12:]) != markerType || len(p) < len(markerMagic)+8 || string(p[:len(markerMagic)]) != markerMagic {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(p[len(markerMagic):]), true
-}
-
-func bytesCut(b []byte, n int) ([]byte, bool) {
-	if len(b) < n {
-		return nil, false
-	}
-	return b[n:], true
+	return buf.Bytes()
 }
 
 // droppedRE finds tcpdump's closing "N packets dropped by kernel".
