@@ -21,7 +21,9 @@
 // acknowledgment), so the client accepts it.
 //
 // This happens only during a bounded window after a takeover (the planner,
-// farm/plan, opens and ends it; the engine toggles rules.SetReset). Outside the window the
+// farm/plan, opens and ends it). The kernel engine (filter/kernel) does it
+// without user space: its takeover set lets such packets through unmarked.
+// The NFQUEUE engine toggles rules.SetReset: outside the window the
 // kernel queues only SYNs (and new UDP flows): queuing every packet that
 // has no conntrack entry of ours all the time would send all other nodes'
 // traffic through user space, which measured 3-4x slower. During the window
