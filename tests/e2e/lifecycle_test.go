@@ -82,7 +82,14 @@ func TestAgentLifecycle(t *testing.T) {
 		if err := p.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		// The second signal must come after the agent took the first (the Go
+		// runtime merges two of the same signal that arrive before it reads
+		// them), and while the graceful stop (at least serf's 500 ms leave)
+		// still runs.
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(p.Log(), "Signal received") && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		if err := p.Signal(syscall.SIGTERM); err != nil && !p.Exited() {
 			t.Fatal(err)
 		}

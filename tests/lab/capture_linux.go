@@ -46,7 +46,7 @@ func (l *Lab) StartCapture(ctx context.Context) (*Capture, error) {
 	// byte after a bare 40-byte IPv6 header (next header 6).
 	filter := fmt.Sprintf("(src host %s and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack))"+
 		" or (src host %s and ip6[6] == 6 and ip6[53] & 0x12 == 0x12)"+
-		" or (ether proto 0x%04x)", l.VIP4, l.VIP6, markerType)
+		" or (ether proto 0x%04x)", l.VIP4, l.VIP6, uint16(markerType))
 	c := &Capture{
 		lab:     l,
 		tracker: newSynTracker(l.macName),
