@@ -192,6 +192,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}, log.With("component", "member"), a.onView)
 	a.local = &local{cur: start, dir: cfg.StateDir, publish: a.members.SetLocal}
 	a.details.tracker = delivery.New(delivery.DefaultSettings)
+	a.details.lastAt = map[string]int64{}
 	a.details.flows.Store(-1)
 	firstVIP := ""
 	if len(addrs) > 0 {

@@ -34,7 +34,7 @@ type info struct {
 	Phase    string            `json:"p,omitempty"`
 	Serving  bool              `json:"v"`
 	Why      string            `json:"w,omitempty"`
-	At       int64             `json:"t"`
+	At       int64             `json:"t"` // unix ms
 }
 
 type infoChecker struct {
@@ -56,9 +56,10 @@ type details struct {
 	localInfo atomic.Pointer[[]byte]
 	latest    atomic.Pointer[farmDetail]
 
-	mu       sync.Mutex // guards tracker and flagged (the detail stage and tests)
+	mu       sync.Mutex // guards tracker, flagged and lastAt (the detail stage and tests)
 	tracker  *delivery.Tracker
 	flagged  map[string]delivery.Finding
+	lastAt   map[string]int64 // each node's last info time, to skip repeats
 	flows    atomic.Int64 // this node's last flow count, -1 unknown
 	ratios   atomic.Pointer[map[string]float64]
 	gathered atomic.Int64 // gatherings done, for tests
@@ -66,7 +67,7 @@ type details struct {
 
 // encodeInfo builds this node's info and keeps it for OnInfo.
 func (a *Agent) encodeInfo(ctx context.Context) {
-	in := info{Flows: -1, At: time.Now().Unix()}
+	in := info{Flows: -1, At: time.Now().UnixMilli()}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	if n, err := a.flows(cctx); err == nil {
 		in.Flows = n
@@ -155,7 +156,11 @@ func (a *Agent) gather(ctx context.Context) {
 			continue // an old or foreign peer: show nothing rather than guess
 		}
 		fd.nodes[name] = in.detail()
-		if in.Seen != nil {
+		// Only a fresh answer is a sample: a node whose own gathering
+		// stalls keeps answering its last info, whose unchanged counters
+		// would read as "saw nothing since".
+		if in.Seen != nil && in.At != a.details.lastAt[name] {
+			a.details.lastAt[name] = in.At
 			a.details.tracker.Add(name, now, in.Seen)
 		}
 	}
@@ -189,7 +194,7 @@ func (a *Agent) gather(ctx context.Context) {
 
 // detail converts an info answer for the console.
 func (in info) detail() *console.NodeDetail {
-	d := &console.NodeDetail{Flows: in.Flows, Seen: in.Seen, Phase: in.Phase, Serving: in.Serving, Why: in.Why, At: unixTime(in.At)}
+	d := &console.NodeDetail{Flows: in.Flows, Seen: in.Seen, Phase: in.Phase, Serving: in.Serving, Why: in.Why, At: unixMilli(in.At)}
 	for _, c := range in.Checkers {
 		d.Checkers = append(d.Checkers, console.CheckerStatus{Name: c.Name, Type: c.Type, State: c.State, LastError: c.Err, LastCheck: unixTime(c.At)})
 	}
@@ -204,6 +209,15 @@ func unixTime(sec int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, 0).UTC()
+}
+
+// unixMilli is unixTime for a timestamp in milliseconds (the info's own time,
+// fine enough to tell two gatherings apart).
+func unixMilli(ms int64) time.Time {
+	if ms <= 0 || ms/1000 > 253402300799 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 // nodeStatus builds the console's view of one node.
