@@ -50,10 +50,11 @@ func waitExit(t *testing.T, p *lab.Proc, d time.Duration) int {
 }
 
 // TestAgentLifecycle runs the real binary through its start path: SIGTERM
-// stops it gracefully (exit 0, rules gone), a second signal forces it out
-// (exit 2, its rules left to `farm cleanup`), and a component that fails at
+// stops it gracefully (exit 0, rules gone), and a component that fails at
 // start makes it exit non-zero after removing what it had installed, so a
-// service manager's Restart=on-failure fires.
+// service manager's Restart=on-failure fires. (A second signal forcing the
+// exit is tested on the signal handler itself, agent/cmd/farm: here the
+// graceful stop of a one-node farm can end before a second signal lands.)
 func TestAgentLifecycle(t *testing.T) {
 	f := startFarm(t, 1, "")
 	l := f.l
@@ -72,35 +73,6 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Logf("graceful stop took %v", time.Since(start).Round(time.Millisecond))
 		if farmRules(t, l, 1) {
 			t.Error("rules left after a graceful stop")
-		}
-	})
-
-	t.Run("a second signal forces exit", func(t *testing.T) {
-		f.startAgent(1, "")
-		f.waitUp(1, 20*time.Second)
-		p := f.agents[0]
-		if err := p.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		// The second signal must come after the agent took the first (the Go
-		// runtime merges two of the same signal that arrive before it reads
-		// them), and while the graceful stop (at least serf's 500 ms leave)
-		// still runs.
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(p.Log(), "Signal received") && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if err := p.Signal(syscall.SIGTERM); err != nil && !p.Exited() {
-			t.Fatal(err)
-		}
-		if code := waitExit(t, p, 10*time.Second); code != 2 {
-			t.Fatalf("exit status %d after two signals, want 2:\n%s", code, p.Log())
-		}
-		if out, err := l.Exec(context.Background(), l.Node(1).NS, l.FarmBin(), "cleanup"); err != nil {
-			t.Fatalf("farm cleanup: %v: %s", err, out)
-		}
-		if farmRules(t, l, 1) {
-			t.Error("rules left after farm cleanup")
 		}
 	})
 

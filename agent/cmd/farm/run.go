@@ -80,6 +80,9 @@ func runAgent(ctx context.Context, path string, o runOptions) error {
 	return nil
 }
 
+// exit ends the process; a variable so a test can watch a forced exit.
+var exit = os.Exit
+
 // handleSignals serves the agent's signals until done is closed.
 func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan struct{}, r *reloader, log *slog.Logger) {
 	term := make(chan os.Signal, 2)
@@ -99,7 +102,7 @@ func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan str
 		case s := <-term:
 			if bound != nil {
 				log.Error("Second signal: exiting now; run farm cleanup to remove leftovers.", "signal", s.String())
-				os.Exit(2)
+				exit(2)
 			}
 			log.Info("Signal received: shutting down gracefully (send again to force).", "signal", s.String())
 			stop()
@@ -108,7 +111,7 @@ func handleSignals(ctx context.Context, stop context.CancelFunc, done <-chan str
 			bound = t.C
 		case <-bound:
 			log.Error("Graceful shutdown took too long: exiting now; run farm cleanup to remove leftovers.", "bound", shutdownBound)
-			os.Exit(1)
+			exit(1)
 		case <-stopped:
 			stopped = nil     // seen once
 			if bound == nil { // stopped by the caller or a failure, not a signal
