@@ -60,7 +60,7 @@ type details struct {
 	tracker  *delivery.Tracker
 	flagged  map[string]delivery.Finding
 	lastAt   map[string]int64 // each node's last info time, to skip repeats
-	flows    atomic.Int64 // this node's last flow count, -1 unknown
+	flows    atomic.Int64     // this node's last flow count, -1 unknown
 	ratios   atomic.Pointer[map[string]float64]
 	gathered atomic.Int64 // gatherings done, for tests
 }
