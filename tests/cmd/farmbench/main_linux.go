@@ -1,15 +1,23 @@
 // Command farmbench measures the farm in the network-namespace lab
-// (tests/lab): throughput through the VIP against one node without a
-// filter, the time clients need to succeed again after a node dies, and how
-// long a keep-alive client of a dead node waits for an answer. Every
-// subcommand builds its own labs (prefix "bench"), tears them down on exit
-// and on SIGINT/SIGTERM/SIGHUP, prints tables (or JSON with -json) and needs
-// root. tests/bench.sh runs it for `make bench`; tests/BENCH.md says what is
-// measured and how.
+// (tests/lab): throughput and CPU per request through the VIP, side by side
+// with no filter, the kernel's cluster filters and HAProxy (compare); what
+// a SIGKILLed agent's node does on the wire and in conntrack (kill); the
+// time clients need to succeed again after a node dies (failover), and how
+// long a keep-alive client of a dead node waits for an answer (recovery).
+// Every subcommand builds its own labs (prefix "bench"), tears them down on
+// exit and on SIGINT/SIGTERM/SIGHUP, prints tables (or JSON with -json) and
+// needs root. tests/bench.sh runs compare for `make bench`; tests/BENCH.md
+// says what is measured and how.
 //
+//	farmbench compare  [-duration 10s] [-runs 3] [-cases ...] [-modes keep-alive,close,udp,udp-new] [-kill=true]
+//	farmbench kill     [-rate 1000] [-before 3s] [-after 5s] [-victim 2] [-trials 1]
 //	farmbench wrk      [-duration 10s] [-runs 3] [-threads 2] [-conns 50] [-sources 2] [-cases ...]
 //	farmbench failover [-trials 10] [-mode kill|link] [-extra TOML]... [-rate 200] [-timeout 300ms]
 //	farmbench recovery [-trials 5] [-extra TOML] [-timeout 1s]
+//
+// Two more run inside lab namespaces, started by the scenarios: `farmbench
+// load` (the load generator: 64 client addresses, keep-alive, close, UDP)
+// and `farmbench udpecho` (the nodes' UDP responder).
 //
 // Common flags of every subcommand: -json (JSON instead of tables), -o FILE
 // (JSON to a file as well), -farm PATH (default <repo>/bin/farm), -keep
@@ -43,6 +51,13 @@ const prefix = "bench"
 const usage = `usage: farmbench COMMAND [flags]
 
 commands:
+  compare    one table: no filter (a), the farm with the kernel (b) and NFQUEUE (b')
+             engines, xt_cluster and nft jhash (c), HAProxy (d); keep-alive, close
+             and UDP from 64 client addresses; req/s, CPU per request, ratios, the
+             issue 9 targets; then the kill scenario on (b)
+  kill       new connections from 64 sources; SIGKILL web2's agent (kernel engine);
+             SYN-ACKs per client SYN on the client's switch port, and the dead
+             node's conntrack after the kill
   wrk        throughput through the VIP (wrk, keep-alive and Connection: close):
              one node without any filter vs a 3-node farm (affinity ip, ip-port,
              and ip with several client sources); ratio farm/baseline
@@ -65,10 +80,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	// The lab's helpers: the load generator and the UDP responder run
+	// inside lab namespaces, started by the scenarios below.
+	switch args[0] {
+	case "load":
+		return runLoad(args[1:], stdout, stderr)
+	case "udpecho":
+		return runUDPEcho(args[1:], stderr)
+	}
 	cmds := map[string]func(*bench, []string) (any, error){
 		"wrk":      runWrk,
 		"failover": runFailover,
 		"recovery": runRecovery,
+		"compare":  runCompare,
+		"kill":     runKill,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
