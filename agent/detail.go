@@ -14,6 +14,9 @@ import (
 	"github.com/webfarm/farm/farm/view"
 )
 
+// flowCountEvery is how often the gathering recounts this node's flows.
+const flowCountEvery = 15 * time.Second
+
 // detailEvery is how often a node gathers every node's detail (flows,
 // checkers, frames seen) over gossip: the console's freshness and the
 // frame-delivery self-test's sampling period.
@@ -61,6 +64,7 @@ type details struct {
 	flagged  map[string]delivery.Finding
 	lastAt   map[string]int64 // each node's last info time, to skip repeats
 	flows    atomic.Int64     // this node's last flow count, -1 unknown
+	flowsAt  time.Time        // when it was counted (the detail stage only)
 	ratios   atomic.Pointer[map[string]float64]
 	gathered atomic.Int64 // gatherings done, for tests
 }
@@ -68,12 +72,21 @@ type details struct {
 // encodeInfo builds this node's info and keeps it for OnInfo.
 func (a *Agent) encodeInfo(ctx context.Context) {
 	in := info{Flows: -1, At: time.Now().UnixMilli()}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	if n, err := a.flows(cctx); err == nil {
-		in.Flows = n
+	// Counting dumps this node's conntrack entries, which costs CPU in
+	// proportion to them (measured: a 2 s count was the agent's largest cost
+	// under short connections), so the console's figure is refreshed only
+	// every flowCountEvery; a drain counts on its own.
+	if now := time.Now(); now.Sub(a.details.flowsAt) >= flowCountEvery {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		n, err := a.flows(cctx)
+		cancel()
+		if err != nil {
+			n = -1
+		}
+		a.details.flows.Store(int64(n))
+		a.details.flowsAt = now
 	}
-	cancel()
-	a.details.flows.Store(int64(in.Flows))
+	in.Flows = int(a.details.flows.Load())
 	st := a.monitor.Status()
 	in.Phase = st.Phase.String()
 	for _, c := range st.Checks {
