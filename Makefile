@@ -58,6 +58,8 @@ fuzz:
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./farm/... ./filter/...
 	tests/bench.sh
+	tests/footprint.sh
+	$(GO) run ./tests/cmd/farmsim -netns
 
 demo: deps build
 	@$(BIN)/farmlab down >/dev/null 2>&1 || true

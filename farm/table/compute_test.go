@@ -364,7 +364,7 @@ func TestConstructionIsPrefixStable(t *testing.T) {
 		}
 	}
 	for x := 1; x <= MaxID; x++ {
-		if *columnsUpTo(MaxID)[x] != *whole.cols[x] {
+		if *columnOf(x) != *whole.cols[x] {
 			t.Fatalf("cached column %d differs from a fresh build", x)
 		}
 	}
@@ -412,22 +412,12 @@ func TestLnFixed(t *testing.T) {
 }
 
 func TestConcurrentFirstUse(t *testing.T) {
-	cache.mu.Lock()
-	saved := cache.b
-	cache.b = nil
-	cache.mu.Unlock()
-	t.Cleanup(func() {
-		cache.mu.Lock()
-		cache.b = saved
-		cache.mu.Unlock()
-	})
+	resetColumns()
 	want := make([]*Table, 8)
 	for i := range want {
 		want[i] = Compute(members(prefix(8*(i+1)), 1))
 	}
-	cache.mu.Lock()
-	cache.b = nil
-	cache.mu.Unlock()
+	resetColumns()
 	var wg sync.WaitGroup
 	got := make([]*Table, len(want))
 	for i := range got {
@@ -442,5 +432,48 @@ func TestConcurrentFirstUse(t *testing.T) {
 		if d := Diff(got[i], want[i]); d != 0 {
 			t.Fatalf("set 1..%d: concurrent first use differs in %d buckets", 8*(i+1), d)
 		}
+	}
+}
+
+// Compute reuses its last result for the same set: the answers must be
+// those of a fresh computation, in any order of sets, and a caller that
+// modifies its table must not affect the next one.
+func TestLastResultReused(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	var sets [][]Member
+	for i := 0; i < 12; i++ {
+		ms := members(randomIDs(r, 1+r.IntN(64)), 100)
+		if i%3 == 1 {
+			for j := range ms {
+				ms[j].Weight = uint32(r.IntN(4)) * 50
+			}
+		}
+		sets = append(sets, ms)
+	}
+	fresh := make([]*Table, len(sets))
+	for i, ms := range sets {
+		lastTable.Store(nil)
+		fresh[i] = Compute(ms)
+	}
+	for _, i := range []int{0, 0, 1, 1, 0, 2, 3, 3, 2, 4, 5, 6, 6, 7, 8, 9, 10, 11, 11, 0} {
+		got := Compute(sets[i])
+		if d := Diff(got, fresh[i]); d != 0 {
+			t.Fatalf("set %d: %d buckets differ from a fresh computation", i, d)
+		}
+		got[0] ^= 0xff // the caller owns its table
+	}
+	// Equal weights of another value are the same set; scaled unequal
+	// weights are a different key but the same table.
+	scaled := slices.Clone(sets[1])
+	for j := range scaled {
+		scaled[j].Weight *= 7
+	}
+	Compute(sets[1])
+	if d := Diff(Compute(scaled), fresh[1]); d != 0 {
+		t.Fatalf("scaled weights: %d buckets differ", d)
+	}
+	Compute(members(prefix(5), 1))
+	if d := Diff(Compute(members(prefix(5), 9)), Compute(members(prefix(5), 1))); d != 0 {
+		t.Fatalf("equal weights 1 and 9: %d buckets differ", d)
 	}
 }
