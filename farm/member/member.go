@@ -54,6 +54,10 @@ type Config struct {
 	// flows, checkers, frames seen), at most InfoLimit bytes; nil answers
 	// nothing.
 	OnInfo func() []byte
+	// Silence is how long this node may hear nothing from any peer before
+	// it suspects it is cut off and stops answering; 0 means three probe
+	// intervals.
+	Silence time.Duration
 }
 
 // Membership runs serf for this node and publishes a view.View on every change.
@@ -70,6 +74,11 @@ type Membership struct {
 	state    view.State
 	view     view.View
 	suspects map[string]bool
+	// heard is the gossip transport that notes when each peer was last
+	// heard; firstSeen when each live peer was first seen, so a peer that
+	// just joined is not counted silent.
+	heard     *heard
+	firstSeen map[string]time.Time
 	// downSince records when each peer was first seen down, for dynamic
 	// quorum; excluded holds those dropped from the majority count.
 	downSince map[string]time.Time
@@ -175,12 +184,20 @@ func (m *Membership) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mc := sc.MemberlistConfig
+	h, err := newHeard(mc.BindAddr, mc.BindPort, sc.Logger)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s: %w", m.cfg.Bind, err)
+	}
+	mc.Transport = h
 	s, err := serf.Create(sc)
 	if err != nil {
+		_ = h.Shutdown()
 		return fmt.Errorf("start gossip on %s: %w", m.cfg.Bind, err)
 	}
 	m.mu.Lock()
 	m.serf = s
+	m.heard = h
 	m.mu.Unlock()
 	m.log.Info("Gossip started.", "bind", m.cfg.Bind, "name", m.cfg.Name, "id", m.cfg.ID)
 	m.publish()
@@ -204,7 +221,7 @@ func (m *Membership) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-tick.C:
-			if m.pollSuspects(s) || m.settle(s, time.Now()) {
+			if now := time.Now(); m.pollSuspects(s, now) || m.settle(s, now) {
 				m.publish()
 			}
 		case <-ctx.Done():
@@ -465,17 +482,48 @@ func (m *Membership) settle(s *serf.Serf, now time.Time) bool {
 	return changed
 }
 
-// pollSuspects records which peers memberlist suspects; it reports whether
-// the set changed.
-func (m *Membership) pollSuspects(s *serf.Serf) bool {
-	cur := map[string]bool{}
-	for _, n := range s.Memberlist().Members() {
-		if n.State == memberlist.StateSuspect {
-			cur[n.Name] = true
+// pollSuspects updates which peers this node suspects; it reports whether
+// the set changed. A node that has heard no gossip packet from any live
+// peer for the silence time suspects them all (see heard), so it loses
+// quorum and stops answering before the majority takes its buckets over.
+func (m *Membership) pollSuspects(s *serf.Serf, now time.Time) bool {
+	var names, addrs []string
+	for _, mem := range s.Members() {
+		if mem.Name == m.cfg.Name || mem.Status != serf.StatusAlive {
+			continue
 		}
+		names = append(names, mem.Name)
+		addrs = append(addrs, net.JoinHostPort(mem.Addr.String(), strconv.Itoa(int(mem.Port))))
 	}
+	last := m.heard.take(addrs)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	seen := make(map[string]time.Time, len(names))
+	for i, n := range names {
+		first, ok := m.firstSeen[n]
+		if !ok {
+			first = now
+		}
+		seen[n] = first
+		if first.After(last[i]) {
+			last[i] = first
+		}
+	}
+	m.firstSeen = seen
+	cut := silence(last, now, m.silenceAfter())
+	cur := map[string]bool{}
+	if cut {
+		for _, n := range names {
+			cur[n] = true
+		}
+	}
+	if cut != (len(m.suspects) > 0) {
+		if cut {
+			m.log.Warn("Heard no gossip from any peer: this node suspects it is cut off and stops answering until it hears them again.", "silence", m.silenceAfter(), "peers", len(names))
+		} else {
+			m.log.Info("Hearing peers again.")
+		}
+	}
 	changed := len(cur) != len(m.suspects)
 	for k := range cur {
 		if !m.suspects[k] {
@@ -484,6 +532,22 @@ func (m *Membership) pollSuspects(s *serf.Serf) bool {
 	}
 	m.suspects = cur
 	return changed
+}
+
+// silenceAfter is how long a silence from every peer must last before this
+// node counts itself cut off: three probe intervals. A node receives the
+// ack of its own probe every interval and the others' probes about as
+// often; one of its probes stalled on a dead peer (up to several intervals
+// while memberlist's health score grows) still leaves the others' probes.
+func (m *Membership) silenceAfter() time.Duration {
+	if m.cfg.Silence > 0 {
+		return m.cfg.Silence
+	}
+	p := m.cfg.ProbeInterval
+	if p <= 0 {
+		p = memberlist.DefaultLANConfig().ProbeInterval
+	}
+	return 3 * p
 }
 
 func sameNodes(a, b []view.Node) bool {
