@@ -66,6 +66,8 @@ type Agent struct {
 	vip      VIPClaim
 	flows    func(ctx context.Context) (int, error)
 	settings plan.Settings
+	// hostDial replaces the probe of dead nodes' hosts in tests (nil: TCP).
+	hostDial func(ctx context.Context, addr string) error
 	members  *member.Membership
 	console  *console.Server
 	monitor  *checkers.Monitor

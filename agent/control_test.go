@@ -3,8 +3,12 @@ package agent
 import (
 	"context"
 	"math/rand/v2"
+	"net"
+	"os"
 	"reflect"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,8 +190,9 @@ func TestStateEvents(t *testing.T) {
 }
 
 // TestPlannerWiring drives the planner loop with hand-made views (no serf):
-// a peer's death gives its buckets to this node at once with the reset
-// window open, the window closes by itself, and a leave serves nobody.
+// a peer's death gives its buckets to this node at once, the reset window
+// opens once the peer's host is found down and closes by itself, and a
+// leave serves nobody.
 func TestPlannerWiring(t *testing.T) {
 	cfg := testConfig(t, "")
 	eng := newFakeEngine()
@@ -196,6 +201,16 @@ func TestPlannerWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.settings.ResetWindow = 300 * time.Millisecond
+	// web2's host refuses (only its agent died) until hostGone, then
+	// answers nothing.
+	var hostGone atomic.Bool
+	a.hostDial = func(ctx context.Context, addr string) error {
+		if !hostGone.Load() {
+			return syscall.ECONNREFUSED
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.planLoop(ctx) }()
@@ -237,8 +252,15 @@ func TestPlannerWiring(t *testing.T) {
 	wait("serving alone", servingAll)
 	both := show(node("web1", 1, true), node("web2", 2, true))
 	wait("sharing", func(p plan.Plan) bool { return p.Owned(1) == both.Shares[1] })
-	show(node("web1", 1, true), node("web2", 2, false))
+	web2Dead := node("web2", 2, false)
+	web2Dead.Addr = "web2:7946"
+	show(node("web1", 1, true), web2Dead)
 	p := wait("taking over", func(p plan.Plan) bool { return p.Owned(1) == table.Buckets })
+	if p.Reset.Len() != 0 {
+		t.Errorf("reset window holds %d buckets while web2's host still answers, want 0", p.Reset.Len())
+	}
+	hostGone.Store(true)
+	p = wait("its host found down", func(p plan.Plan) bool { return p.Reset != nil })
 	if p.Reset.Len() != both.Shares[2] {
 		t.Errorf("reset window holds %d buckets, want web2's %d", p.Reset.Len(), both.Shares[2])
 	}
@@ -303,5 +325,23 @@ func TestAdvertisedStateIsTheLatest(t *testing.T) {
 	}
 	if err != nil || onDisk != want {
 		t.Fatalf("intent on disk %s (%v), want %s", onDisk, err, want)
+	}
+}
+
+func TestHostAnswered(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, true},
+		{syscall.ECONNREFUSED, true},
+		{&net.OpError{Op: "dial", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}, true},
+		{context.DeadlineExceeded, false},
+		{syscall.EHOSTUNREACH, false},
+		{syscall.ENETUNREACH, false},
+	} {
+		if got := hostAnswered(c.err); got != c.want {
+			t.Errorf("hostAnswered(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -25,6 +25,11 @@ func (a *Agent) kickPlanner() {
 func (a *Agent) planLoop(ctx context.Context) error {
 	var cur plan.Plan
 	leaving := false
+	hosts := newHostWatch(a.log, a.kickPlanner)
+	if a.hostDial != nil {
+		hosts.dial = a.hostDial
+	}
+	defer hosts.stop()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -42,6 +47,7 @@ func (a *Agent) planLoop(ctx context.Context) error {
 		if v := a.view.Load(); v != nil {
 			in.View = *v
 		}
+		in.HostDown = hosts.update(ctx, in.View)
 		next, wake := plan.Next(cur, in, a.settings, time.Now())
 		if !next.Same(cur) {
 			if err := a.engine.Apply(next); err != nil {

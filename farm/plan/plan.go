@@ -39,6 +39,12 @@ type Input struct {
 	// Leaving is set at shutdown: the node answers no new flow from then
 	// on, before the others hear that it left.
 	Leaving bool
+	// HostDown names the dead nodes whose host is known to be gone (the
+	// agent found nothing answering at its address). A node declared dead
+	// only because its agent died still serves its established flows from
+	// its kernel, so its buckets are taken over at once but its flows are
+	// reset only once its host is known down.
+	HostDown map[uint8]bool
 }
 
 // Why a node does not serve (Plan.Why).
@@ -74,6 +80,14 @@ type Plan struct {
 	// node but Table withholds, until when and from which node; nil when
 	// there is none.
 	Pending *Pending
+	// Had gives, for each bucket the farm gives this node, the node that
+	// served it before (0 for none): that node may still hold established
+	// flows in it (a drained node keeps them), which become orphans if its
+	// host dies later. nil while not serving.
+	Had *table.Table
+	// Orphaned records the dead nodes whose orphans this node has reset
+	// (their host is down), so a later plan does not reset them again.
+	Orphaned [256]bool
 }
 
 // Pending is the handoff state of each bucket: Until (unix ns) is when this
@@ -132,11 +146,15 @@ func (p Plan) Same(q Plan) bool {
 //   - a node that has no view, has not joined, has no quorum or is leaving
 //     serves nobody and resets nothing;
 //   - a bucket the farm gives this node is answered at once when nobody
-//     served it, when its previous owner left gracefully, or when it died
-//     (and then its orphaned flows are reset for the reset window);
+//     served it, when its previous owner left gracefully, or when it died;
 //   - a bucket gained from a node that is still alive is withheld for the
-//     handoff delay; if that node dies meanwhile the bucket is taken at once
-//     and its orphans are reset;
+//     handoff delay; if that node dies meanwhile the bucket is taken at once;
+//   - when a dead node's host is known down (Input.HostDown), the orphaned
+//     flows it may hold in this node's buckets are reset for the reset
+//     window: in the buckets taken from it at its death and in those it
+//     handed over earlier while alive (a drained node keeps its flows);
+//     a node whose agent died but whose host lives keeps serving its
+//     established flows, and they are not reset;
 //   - coming back (start, rejoin, healed partition), this node counts the
 //     buckets it gains as the others' (they served them meanwhile), so they
 //     are handed over the same way;
@@ -177,14 +195,29 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		}
 	}
 
+	// orphaned: dead nodes whose host is down; fresh: those among them
+	// whose orphans are not reset yet.
+	var orphaned, fresh [256]bool
+	for id := range dead {
+		if dead[id] && in.HostDown[uint8(id)] {
+			orphaned[id] = true
+			fresh[id] = !prev.Orphaned[id]
+		}
+	}
+
 	nowNS := now.UnixNano()
 	eff := *v.Table
+	var had table.Table
+	if prev.Had != nil {
+		had = *prev.Had
+	}
 	var pend Pending
 	var taken table.Set
 	withheld, tookOver := false, false
 	var wake int64
 	for b, owner := range v.Table {
 		if owner != s.Self {
+			had[b] = 0
 			continue
 		}
 		from, until := before[b], int64(0)
@@ -192,10 +225,19 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		case prev.Pending != nil && prev.Pending.Until[b] > nowNS:
 			from, until = prev.Pending.From[b], prev.Pending.Until[b]
 		case from == s.Self || from == 0:
-			continue // ours already, or nobody's
+			// Ours already (had[b] keeps who served it before), or nobody's.
+			if from == 0 {
+				had[b] = 0
+			}
+			if fresh[had[b]] && had[b] != 0 {
+				taken.Add(uint16(b))
+				tookOver = true
+			}
+			continue
 		case live[from]:
 			until = nowNS + int64(s.HandoffDelay)
 		}
+		had[b] = from
 		switch {
 		case live[from] && until > nowNS:
 			eff[b] = 0
@@ -204,13 +246,13 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 			if wake == 0 || until < wake {
 				wake = until
 			}
-		case dead[from]:
+		case fresh[from]:
 			taken.Add(uint16(b))
 			tookOver = true
 		}
 	}
 
-	p := Plan{Serving: true, Table: &eff, Farm: v.Table}
+	p := Plan{Serving: true, Table: &eff, Farm: v.Table, Had: &had, Orphaned: orphaned}
 	if withheld {
 		p.Pending = &pend
 	}

@@ -56,6 +56,9 @@ type step struct {
 	pending, reset int
 	// wake is the expected wake-up, relative to t0; -1 = none.
 	wake time.Duration
+	// hostsUp: the dead nodes' hosts still answer (only their agents died);
+	// otherwise run marks every dead node's host down, the usual case.
+	hostsUp bool
 }
 
 func run(t *testing.T, s Settings, steps []step) {
@@ -63,6 +66,14 @@ func run(t *testing.T, s Settings, steps []step) {
 	var p Plan
 	for i, st := range steps {
 		now := t0.Add(st.at)
+		if st.in.HostDown == nil && !st.hostsUp {
+			st.in.HostDown = map[uint8]bool{}
+			for _, n := range st.in.View.Nodes {
+				if !n.Alive && !n.Left {
+					st.in.HostDown[n.ID] = true
+				}
+			}
+		}
 		next, wake := Next(p, st.in, s, now)
 		farmOwned := 0
 		if st.in.View.Table != nil {
@@ -137,6 +148,7 @@ func TestNext(t *testing.T) {
 		return step{at: at, in: Input{View: v}, serving: true, owned: -1, pending: pending, reset: reset, wake: wake}
 	}
 	withOwned := func(s step, owned int) step { s.owned = owned; return s }
+	hostsUp := func(s step) step { s.hostsUp = true; return s }
 
 	tests := []struct {
 		name  string
@@ -166,6 +178,33 @@ func TestNext(t *testing.T) {
 			serving(20*time.Second, web2Dead, 0, fromWeb2, 32*time.Second),
 			// The window expires.
 			serving(32*time.Second, web2Dead, 0, 0, -1),
+		}},
+		{"agent died, host alive: taken at once, its flows not reset until its host is gone", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			hostsUp(serving(2*time.Second, web2Dead, 0, 0, -1)),
+			hostsUp(serving(5*time.Second, web2Dead, 0, 0, -1)),
+			// Its host goes too: the window opens from then.
+			serving(9*time.Second, web2Dead, 0, fromWeb2, 39*time.Second),
+			serving(10*time.Second, web2Dead, 0, fromWeb2, 39*time.Second),
+		}},
+		{"drained, then dead: the flows it kept are reset", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			withOwned(serving(2*time.Second, web2Draining, fromStopped, 0, 2*time.Second+300*ms), shareOf(1, web1, web2, web3)),
+			serving(3*time.Second, web2Draining, 0, 0, -1),
+			// web2 still serves its established flows in buckets web1 now
+			// owns; its host dies.
+			serving(60*time.Second, farm(web1, dead(state(web2, view.StateDraining)), web3), 0, fromStopped, 90*time.Second),
+		}},
+		{"dead, back, dead again: reset each time", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			serving(2*time.Second, web2Dead, 0, fromWeb2, 32*time.Second),
+			serving(40*time.Second, web2Dead, 0, 0, -1),
+			// Back: web1 lets its buckets go at once.
+			serving(50*time.Second, three, 0, 0, -1),
+			serving(60*time.Second, web2Dead, 0, fromWeb2, 90*time.Second),
 		}},
 		{"graceful leave: taken at once, nothing reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
@@ -256,7 +295,7 @@ func TestResetIsTheDeadNodesBuckets(t *testing.T) {
 	p, _ := Next(Plan{}, Input{View: farm(web1)}, settings, t0)
 	p, _ = Next(p, Input{View: three}, settings, t0.Add(time.Second))
 	after := farm(web1, dead(web2), web3)
-	p, _ = Next(p, Input{View: after}, settings, t0.Add(2*time.Second))
+	p, _ = Next(p, Input{View: after, HostDown: map[uint8]bool{2: true}}, settings, t0.Add(2*time.Second))
 	for b := range table.Buckets {
 		want := three.Table[b] == 2 && after.Table[b] == 1
 		if p.Reset.Has(uint16(b)) != want {
