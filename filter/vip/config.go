@@ -38,8 +38,8 @@ func (c Config) Validate() error {
 	if c.Interface == "" {
 		return fmt.Errorf("vip %s: interface is missing", a)
 	}
-	if len(c.Interface) > 15 || strings.ContainsAny(c.Interface, "/ \t\n:\"\\;{}#") {
-		return fmt.Errorf("vip %s: interface %q is not a valid Linux interface name", a, c.Interface)
+	if err := checkInterfaceName(c.Interface); err != nil {
+		return fmt.Errorf("vip %s: interface %q: %w", a, c.Interface, err)
 	}
 	if c.Mode > ModeMulticast {
 		return fmt.Errorf("vip %s: mode %d is not one of vmac, multicast", a, uint8(c.Mode))
@@ -74,3 +74,28 @@ func isHolderName(name string) bool {
 
 // maxVIPs keeps holder names within the 15 characters Linux allows.
 const maxVIPs = 10000
+
+// checkLinuxName checks a Linux interface name: at most 15 bytes (IFNAMSIZ
+// less the NUL), none of the characters the kernel refuses or the nft rules
+// the package writes could not quote.
+func checkLinuxName(name string) error {
+	if len(name) > 15 || strings.ContainsAny(name, "/ \t\n:\"\\;{}#") {
+		return errors.New("not a valid Linux interface name (at most 15 characters, no spaces, / : \" \\ ; { } #)")
+	}
+	return nil
+}
+
+// checkWindowsName checks a Windows interface alias ("Ethernet 2", the name
+// Get-NetAdapter shows): spaces are common and allowed; control characters,
+// surrounding spaces and more than 256 characters are not.
+func checkWindowsName(name string) error {
+	if len(name) > 256 || strings.TrimSpace(name) != name {
+		return errors.New("not a valid Windows interface alias (at most 256 characters, no leading or trailing spaces): use the Name column of Get-NetAdapter")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("not a valid Windows interface alias (control character): use the Name column of Get-NetAdapter")
+		}
+	}
+	return nil
+}

@@ -84,3 +84,26 @@ func TestParseDevMcast(t *testing.T) {
 		t.Fatalf("entry 2 should not be static: %+v", got[2])
 	}
 }
+
+func TestInterfaceNames(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		linux, windows bool
+	}{
+		{"eth0", true, true},
+		{"enp0s31f6", true, true},
+		{"Ethernet 2", false, true},
+		{"vEthernet (Default Switch)", false, true},
+		{"a-very-long-interface-name", false, true},
+		{" Ethernet", false, false},
+		{"Ethernet\t2", false, false},
+		{"eth0:1", false, true},
+	} {
+		if got := checkLinuxName(c.name) == nil; got != c.linux {
+			t.Errorf("Linux %q: valid = %v, want %v", c.name, got, c.linux)
+		}
+		if got := checkWindowsName(c.name) == nil; got != c.windows {
+			t.Errorf("Windows %q: valid = %v, want %v", c.name, got, c.windows)
+		}
+	}
+}
