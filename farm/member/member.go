@@ -54,6 +54,11 @@ type Config struct {
 	// flows, checkers, frames seen), at most InfoLimit bytes; nil answers
 	// nothing.
 	OnInfo func() []byte
+	// KernelDataPath tells the others that this node's data path runs in
+	// its kernel (the kernel engine): it keeps answering its buckets' new
+	// flows while its agent is frozen, so they must not take them over
+	// while its agent's process still holds its gossip port.
+	KernelDataPath bool
 	// Silence is how long this node may hear nothing from any peer before
 	// it suspects it is cut off and stops answering; 0 means three probe
 	// intervals.
@@ -118,7 +123,7 @@ func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
 	sc := serf.DefaultConfig()
 	sc.NodeName = m.cfg.Name
 	m.mu.Lock()
-	sc.Tags = Tags(m.cfg.ID, m.cfg.Weight, m.state)
+	sc.Tags = m.tags(m.cfg.Weight, m.state)
 	m.mu.Unlock()
 	sc.EventCh = events
 	sc.Logger = newSerfLogger(m.log)
@@ -168,7 +173,10 @@ func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
 	// probe's ack and are updated on every probe; nothing here uses them.
 	sc.DisableCoordinates = true
 	sc.ReapInterval = 5 * time.Second
-	sc.ReconnectInterval = 5 * time.Second
+	// A member declared failed (a cut link, a partition) is retried this
+	// often: after the heal the farm agrees again within about a second
+	// instead of serf's default 30 s (measured by the chaos soak).
+	sc.ReconnectInterval = time.Second
 	sc.ReconnectTimeout = time.Hour
 	sc.TombstoneTimeout = time.Hour
 	sc.LeavePropagateDelay = 500 * time.Millisecond
@@ -340,7 +348,7 @@ func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	if s == nil {
 		return nil // Run puts them in the first tags
 	}
-	if err := s.SetTags(Tags(m.cfg.ID, weight, st)); err != nil {
+	if err := s.SetTags(m.tags(weight, st)); err != nil {
 		return fmt.Errorf("publish state %s, weight %d: %w", st, weight, err)
 	}
 	m.publish()

@@ -12,7 +12,18 @@ const (
 	tagID     = "id"
 	tagWeight = "w"
 	tagState  = "st"
+	// tagKernel = "1": the node's data path runs in its kernel.
+	tagKernel = "k"
 )
+
+// tags are this node's tags with the given weight and state.
+func (m *Membership) tags(weight uint32, st view.State) map[string]string {
+	t := Tags(m.cfg.ID, weight, st)
+	if m.cfg.KernelDataPath {
+		t[tagKernel] = "1"
+	}
+	return t
+}
 
 // Tags encodes a node's identity and state for serf.
 func Tags(id uint8, weight uint32, st view.State) map[string]string {
@@ -27,7 +38,7 @@ func Tags(id uint8, weight uint32, st view.State) map[string]string {
 // (another program on the gossip port, a future version) gets id 0 and owns
 // nothing.
 func nodeFromTags(name, addr string, alive, left bool, tags map[string]string) view.Node {
-	n := view.Node{Name: name, Addr: addr, Alive: alive, Left: left, State: view.State(tags[tagState])}
+	n := view.Node{Name: name, Addr: addr, Alive: alive, Left: left, State: view.State(tags[tagState]), Kernel: tags[tagKernel] == "1"}
 	if id, err := strconv.Atoi(tags[tagID]); err == nil && id > 0 && id <= table.MaxID {
 		n.ID = uint8(id)
 	}

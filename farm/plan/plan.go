@@ -8,6 +8,7 @@
 package plan
 
 import (
+	"math"
 	"time"
 
 	"github.com/webfarm/farm/farm/table"
@@ -39,13 +40,40 @@ type Input struct {
 	// Leaving is set at shutdown: the node answers no new flow from then
 	// on, before the others hear that it left.
 	Leaving bool
-	// HostDown names the dead nodes whose host is known to be gone (the
-	// agent found nothing answering at its address). A node declared dead
-	// only because its agent died still serves its established flows from
-	// its kernel, so its buckets are taken over at once but its flows are
-	// reset only once its host is known down.
-	HostDown map[uint8]bool
+	// Hosts says, for each dead node, what the agent found at its address
+	// (see Host); a dead node missing from it is HostUnknown.
+	Hosts map[uint8]Host
 }
+
+// Host is what a probe of a dead node's address found. Gossip declares a
+// node dead when its agent stops answering probes, which happens when the
+// host is gone, but also when only the agent died, or is frozen, or starved
+// of CPU: the data path differs in each case, and so does what the others
+// may do with its buckets.
+type Host uint8
+
+const (
+	// HostUnknown: not probed yet. Its buckets are withheld meanwhile (the
+	// probe takes at most a few hundred milliseconds).
+	HostUnknown Host = iota
+	// HostServing: its agent's process still holds its gossip port (frozen,
+	// starved, or its gossip lost one way). With the kernel engine its
+	// kernel still answers the new flows of its buckets, so they stay
+	// withheld: taking them would answer SYNs twice. A user-space engine
+	// answers nothing while its agent is frozen: its buckets are taken.
+	HostServing
+	// HostAgentGone: its host refuses the connection, so its agent is gone:
+	// its kernel stopped taking new flows (fail closed) and still carries
+	// its established ones. Its buckets are taken, its flows left alone.
+	HostAgentGone
+	// HostGone: nothing answers: the host is down or cut off. Its buckets
+	// are taken and its orphaned flows reset for the reset window.
+	HostGone
+)
+
+// fenced is the Pending.Until of buckets withheld from a dead node whose
+// host may still serve them: no deadline, the next probe result decides.
+const fenced = int64(math.MaxInt64)
 
 // Why a node does not serve (Plan.Why).
 const (
@@ -146,15 +174,19 @@ func (p Plan) Same(q Plan) bool {
 //   - a node that has no view, has not joined, has no quorum or is leaving
 //     serves nobody and resets nothing;
 //   - a bucket the farm gives this node is answered at once when nobody
-//     served it, when its previous owner left gracefully, or when it died;
+//     served it or when its previous owner left gracefully;
 //   - a bucket gained from a node that is still alive is withheld for the
-//     handoff delay; if that node dies meanwhile the bucket is taken at once;
-//   - when a dead node's host is known down (Input.HostDown), the orphaned
-//     flows it may hold in this node's buckets are reset for the reset
-//     window: in the buckets taken from it at its death and in those it
-//     handed over earlier while alive (a drained node keeps its flows);
-//     a node whose agent died but whose host lives keeps serving its
-//     established flows, and they are not reset;
+//     handoff delay;
+//   - a bucket gained from a dead node (also during a handoff) is taken at
+//     once when its host is known not to serve it any more (HostAgentGone,
+//     HostGone), and withheld while that is not known (HostUnknown,
+//     HostServing);
+//   - when a dead node's host is gone (HostGone), the orphaned flows it may
+//     hold in this node's buckets are reset for the reset window: in the
+//     buckets taken from it at its death and in those it handed over
+//     earlier while alive (a drained node keeps its flows); a node whose
+//     agent died but whose host lives keeps serving its established flows,
+//     and they are not reset;
 //   - coming back (start, rejoin, healed partition), this node counts the
 //     buckets it gains as the others' (they served them meanwhile), so they
 //     are handed over the same way;
@@ -180,8 +212,9 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	if before == nil {
 		before = withoutSelf(v.Nodes, s.Self)
 	}
-	var live, dead [256]bool
+	var live, dead, kernel [256]bool
 	for _, n := range v.Nodes {
+		kernel[n.ID] = n.Kernel // serf keeps a dead node's last tags
 		switch {
 		case n.ID == 0:
 		case n.Alive:
@@ -195,11 +228,11 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		}
 	}
 
-	// orphaned: dead nodes whose host is down; fresh: those among them
+	// orphaned: dead nodes whose host is gone; fresh: those among them
 	// whose orphans are not reset yet.
 	var orphaned, fresh [256]bool
 	for id := range dead {
-		if dead[id] && in.HostDown[uint8(id)] {
+		if dead[id] && in.Hosts[uint8(id)] == HostGone {
 			orphaned[id] = true
 			fresh[id] = !prev.Orphaned[id]
 		}
@@ -222,33 +255,51 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		}
 		from, until := before[b], int64(0)
 		switch {
-		case prev.Pending != nil && prev.Pending.Until[b] > nowNS:
+		case prev.Pending != nil && prev.Pending.Until[b] != 0:
 			from, until = prev.Pending.From[b], prev.Pending.Until[b]
 		case from == s.Self || from == 0:
 			// Ours already (had[b] keeps who served it before), or nobody's.
 			if from == 0 {
 				had[b] = 0
 			}
-			if fresh[had[b]] && had[b] != 0 {
+			if h := had[b]; h != 0 && fresh[h] {
 				taken.Add(uint16(b))
 				tookOver = true
 			}
 			continue
-		case live[from]:
-			until = nowNS + int64(s.HandoffDelay)
 		}
 		had[b] = from
+		hold := int64(0)
 		switch {
-		case live[from] && until > nowNS:
-			eff[b] = 0
-			pend.Until[b], pend.From[b] = until, from
-			withheld = true
-			if wake == 0 || until < wake {
-				wake = until
+		case live[from]:
+			if until == 0 || until == fenced {
+				until = nowNS + int64(s.HandoffDelay)
 			}
-		case fresh[from]:
-			taken.Add(uint16(b))
-			tookOver = true
+			if until > nowNS {
+				hold = until
+			}
+		case dead[from]:
+			switch h := in.Hosts[from]; {
+			case h == HostGone:
+				if fresh[from] {
+					taken.Add(uint16(b))
+					tookOver = true
+				}
+			case h == HostAgentGone:
+			case h == HostServing && !kernel[from]:
+				// A user-space data path (NFQUEUE, WinDivert) answers
+				// nothing while its agent is frozen: take over.
+			default:
+				hold = fenced
+			}
+		}
+		if hold != 0 {
+			eff[b] = 0
+			pend.Until[b], pend.From[b] = hold, from
+			withheld = true
+			if hold != fenced && (wake == 0 || hold < wake) {
+				wake = hold
+			}
 		}
 	}
 
@@ -267,6 +318,21 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		p.ResetUntil = now.Add(s.ResetWindow)
 	case open:
 		p.Reset, p.ResetUntil = prev.Reset, prev.ResetUntil
+	}
+	if p.Reset != nil {
+		// Only buckets this node still serves: one handed back (the dead
+		// node returned) or moved on holds another node's live flows, and
+		// it must not come back into the window if it returns here later.
+		kept := table.Set{}
+		for b := range table.Buckets {
+			if p.Reset.Has(uint16(b)) && eff[b] == s.Self {
+				kept.Add(uint16(b))
+			}
+		}
+		p.Reset = &kept
+		if kept.Len() == 0 {
+			p.Reset, p.ResetUntil = nil, time.Time{}
+		}
 	}
 	next := time.Time{}
 	if wake != 0 {

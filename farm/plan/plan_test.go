@@ -14,7 +14,7 @@ var (
 )
 
 func up(name string, id uint8) view.Node {
-	return view.Node{Name: name, ID: id, Weight: 100, State: view.StateUp, Alive: true}
+	return view.Node{Name: name, ID: id, Weight: 100, State: view.StateUp, Alive: true, Kernel: true}
 }
 
 func with(n view.Node, f func(*view.Node)) view.Node { f(&n); return n }
@@ -22,6 +22,7 @@ func with(n view.Node, f func(*view.Node)) view.Node { f(&n); return n }
 func dead(n view.Node) view.Node {
 	return with(n, func(n *view.Node) { n.Alive, n.State = false, view.StateDown })
 }
+func userSpace(n view.Node) view.Node { return with(n, func(n *view.Node) { n.Kernel = false }) }
 func left(n view.Node) view.Node {
 	return with(n, func(n *view.Node) { n.Alive, n.Left, n.State = false, true, view.StateDown })
 }
@@ -43,6 +44,9 @@ var (
 	web1, web2, web3, web4 = up("web1", 1), up("web2", 2), up("web3", 3), up("web4", 4)
 )
 
+// probing stands for HostUnknown in step.host (whose zero value is HostGone).
+const probing Host = 255
+
 // step is one call of Next in a scenario.
 type step struct {
 	at      time.Duration // since t0
@@ -56,9 +60,9 @@ type step struct {
 	pending, reset int
 	// wake is the expected wake-up, relative to t0; -1 = none.
 	wake time.Duration
-	// hostsUp: the dead nodes' hosts still answer (only their agents died);
-	// otherwise run marks every dead node's host down, the usual case.
-	hostsUp bool
+	// host is what the probe found at every dead node's address; the zero
+	// value means HostGone, the usual case.
+	host Host
 }
 
 func run(t *testing.T, s Settings, steps []step) {
@@ -66,11 +70,18 @@ func run(t *testing.T, s Settings, steps []step) {
 	var p Plan
 	for i, st := range steps {
 		now := t0.Add(st.at)
-		if st.in.HostDown == nil && !st.hostsUp {
-			st.in.HostDown = map[uint8]bool{}
+		if st.in.Hosts == nil {
+			h := st.host
+			if h == HostUnknown {
+				h = HostGone
+			}
+			if st.host == probing {
+				h = HostUnknown
+			}
+			st.in.Hosts = map[uint8]Host{}
 			for _, n := range st.in.View.Nodes {
 				if !n.Alive && !n.Left {
-					st.in.HostDown[n.ID] = true
+					st.in.Hosts[n.ID] = h
 				}
 			}
 		}
@@ -148,7 +159,7 @@ func TestNext(t *testing.T) {
 		return step{at: at, in: Input{View: v}, serving: true, owned: -1, pending: pending, reset: reset, wake: wake}
 	}
 	withOwned := func(s step, owned int) step { s.owned = owned; return s }
-	hostsUp := func(s step) step { s.hostsUp = true; return s }
+	hostIs := func(h Host, s step) step { s.host = h; return s }
 
 	tests := []struct {
 		name  string
@@ -182,11 +193,43 @@ func TestNext(t *testing.T) {
 		{"agent died, host alive: taken at once, its flows not reset until its host is gone", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
-			hostsUp(serving(2*time.Second, web2Dead, 0, 0, -1)),
-			hostsUp(serving(5*time.Second, web2Dead, 0, 0, -1)),
+			hostIs(HostAgentGone, serving(2*time.Second, web2Dead, 0, 0, -1)),
+			hostIs(HostAgentGone, serving(5*time.Second, web2Dead, 0, 0, -1)),
 			// Its host goes too: the window opens from then.
 			serving(9*time.Second, web2Dead, 0, fromWeb2, 39*time.Second),
 			serving(10*time.Second, web2Dead, 0, fromWeb2, 39*time.Second),
+		}},
+		{"dead, host not probed yet: withheld without a deadline, then taken", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			withOwned(hostIs(probing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			serving(2*time.Second+10*ms, web2Dead, 0, fromWeb2, 32*time.Second+10*ms),
+		}},
+		{"dead but its agent still holds its port (frozen): withheld until it answers gossip again", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			withOwned(hostIs(HostServing, serving(3*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			// It thaws: nothing moved, nothing to hand back.
+			serving(4*time.Second, three, 0, 0, -1),
+		}},
+		{"dead, user-space engine, its agent's port still held: taken (it answers nothing while frozen)", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, farm(web1, userSpace(web2), web3), 0, 0, -1),
+			hostIs(HostServing, serving(2*time.Second, farm(web1, dead(userSpace(web2)), web3), 0, 0, -1)),
+		}},
+		{"frozen, then its host is gone: taken and reset", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			serving(5*time.Second, web2Dead, 0, fromWeb2, 35*time.Second),
+		}},
+		{"death during a handoff, host not probed yet: fenced, then taken", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			withOwned(serving(2*time.Second, web2Stopped, fromStopped, 0, 2*time.Second+300*ms), shareOf(1, web1, web2, web3)),
+			withOwned(hostIs(probing, serving(2*time.Second+100*ms, farm(web1, dead(web2), web3), fromStopped, 0, -1)), shareOf(1, web1, web2, web3)),
+			hostIs(HostAgentGone, serving(2*time.Second+150*ms, farm(web1, dead(web2), web3), 0, 0, -1)),
 		}},
 		{"drained, then dead: the flows it kept are reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
@@ -205,6 +248,17 @@ func TestNext(t *testing.T) {
 			// Back: web1 lets its buckets go at once.
 			serving(50*time.Second, three, 0, 0, -1),
 			serving(60*time.Second, web2Dead, 0, fromWeb2, 90*time.Second),
+		}},
+		{"the dead node comes back during the window: its buckets leave the window for good", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			serving(2*time.Second, web2Dead, 0, fromWeb2, 32*time.Second),
+			// web2 is back: web1 hands its buckets back at once.
+			serving(5*time.Second, three, 0, 0, -1),
+			// web1 gains buckets again by weight (from live nodes): they
+			// hold web2's and web3's live flows and are not reset.
+			withOwned(serving(6*time.Second, web1Heavy, gainedByWeight, 0, 6*time.Second+300*ms), shareOf(1, web1, web2, web3)),
+			serving(6*time.Second+300*ms, web1Heavy, 0, 0, -1),
 		}},
 		{"graceful leave: taken at once, nothing reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
@@ -295,7 +349,7 @@ func TestResetIsTheDeadNodesBuckets(t *testing.T) {
 	p, _ := Next(Plan{}, Input{View: farm(web1)}, settings, t0)
 	p, _ = Next(p, Input{View: three}, settings, t0.Add(time.Second))
 	after := farm(web1, dead(web2), web3)
-	p, _ = Next(p, Input{View: after, HostDown: map[uint8]bool{2: true}}, settings, t0.Add(2*time.Second))
+	p, _ = Next(p, Input{View: after, Hosts: map[uint8]Host{2: HostGone}}, settings, t0.Add(2*time.Second))
 	for b := range table.Buckets {
 		want := three.Table[b] == 2 && after.Table[b] == 1
 		if p.Reset.Has(uint16(b)) != want {

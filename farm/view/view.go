@@ -39,6 +39,10 @@ type Node struct {
 	// Suspect is true while the failure detector doubts the node but has
 	// not declared it dead yet.
 	Suspect bool
+	// Kernel is true when the node's data path runs in its kernel (the
+	// kernel engine's owner table), which goes on answering its buckets
+	// while its agent is frozen.
+	Kernel bool
 	// Excluded is true for a node that has been down for a while, declared
 	// so while this node held quorum: it no longer counts towards the
 	// majority (dynamic quorum), so a farm can lose nodes one after another
