@@ -81,7 +81,7 @@ func (s Step) Estimate() time.Duration {
 	case KillNginx:
 		heal = 4 * time.Second
 	case Drain:
-		heal = 5 * time.Second // drain_timeout plus the start
+		heal = 2 * time.Second
 	}
 	return s.Hold + heal + s.Gap
 }
@@ -123,7 +123,7 @@ func Schedule(seed uint64, d time.Duration, nodes int) []Step {
 				s.Hold = ms(200, 700)
 			case Drain:
 				s.Via = perm[1] + 1
-				s.Hold = 0 // until the drain timeout stops it
+				s.Hold = ms(2000, 4000) // draining, then started again
 			case Weight:
 				s.Weight = []int{50, 150, 200}[r.IntN(3)]
 				s.Hold = ms(2000, 4000)
