@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 var (
 	flagDuration = flag.Duration("chaos.duration", 2*time.Minute, "how long the soak applies faults (make chaos: 10m)")
 	flagSeed     = flag.Uint64("chaos.seed", 0, "schedule seed; 0 picks one from the clock (always printed)")
+	flagKinds    = flag.String("chaos.kinds", "", "comma-separated fault kinds to schedule (default: all)")
 	flagLogs     = flag.String("chaos.logs", "", "on failure copy the agents' full logs here (default: $TMPDIR/chaos-<lab id>)")
 )
 
@@ -58,6 +60,9 @@ func TestChaos(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	replay := fmt.Sprintf("go test -count=1 -v -run TestChaos ./tests/chaos/ -chaos.duration=%s -chaos.seed=%d", *flagDuration, seed)
+	if *flagKinds != "" {
+		replay += fmt.Sprintf(" -chaos.kinds=%q", *flagKinds)
+	}
 	fmt.Printf("chaos seed %d; replay: %s\n", seed, replay)
 	t.Logf("chaos seed %d; replay: %s", seed, replay)
 	lab.Require(t)
@@ -68,14 +73,19 @@ func TestChaos(t *testing.T) {
 	// The estimates are rough: schedule three times the duration and run
 	// faults until the deadline. A replay runs the same faults in the same
 	// order; how many fit depends on the machine.
-	steps := Schedule(seed, 3**flagDuration, nodes)
+	kinds, err := ParseKinds(*flagKinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := ScheduleOf(seed, 3**flagDuration, nodes, kinds)
 	var sched []string
-	for _, s := range steps[:len(Schedule(seed, *flagDuration, nodes))] {
+	for _, s := range steps[:len(ScheduleOf(seed, *flagDuration, nodes, kinds))] {
 		sched = append(sched, s.String())
 	}
 	t.Logf("schedule (the first %d of %d faults; the run goes on until its deadline):\n  %s", len(sched), len(steps), strings.Join(sched, "\n  "))
 
 	c := newChaos(t)
+	SynLinearTimeouts = c.synLinearTimeouts()
 	c.startFarm()
 	before := c.metrics()
 	capt, err := c.startCapture()
@@ -156,6 +166,22 @@ func noteText(w Window) string {
 		s += "; " + strings.Join(w.Notes, "; ")
 	}
 	return s
+}
+
+// synLinearTimeouts reads net.ipv4.tcp_syn_linear_timeouts in the client's
+// namespace (0 when the kernel has none: classic exponential backoff).
+func (c *chaos) synLinearTimeouts() int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := c.l.Exec(ctx, c.l.Client.NS, "cat", "/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // chaos is the farm under test.

@@ -40,20 +40,44 @@ func (r Rec) bad() bool {
 	return !r.ok() || r.Retx > 0 || (r.Long && r.End.Sub(r.Start) > SlowRequest)
 }
 
-// unservedAt is the latest moment the request proves its client was not
-// served: a failure at its end; a new connection answered only at SYN
-// retransmission k when its last unanswered SYN left (start + 2^(k-1) - 1 s);
-// a slow keep-alive answer at its start.
-func (r Rec) unservedAt() time.Time {
+// SynLinearTimeouts is the kernel's net.ipv4.tcp_syn_linear_timeouts (4 by
+// default since Linux 6.6; 0 before): the retransmission timer of a SYN
+// stays at 1 s for that many retransmissions (so the first L+1 leave 1 s
+// apart), then doubles. The soak reads it from the client's namespace.
+var SynLinearTimeouts = 4
+
+// synSent is when retransmission j of a SYN left, after the first at 0.
+func synSent(j int) time.Duration {
+	lin := SynLinearTimeouts + 1
+	if j <= lin {
+		return time.Duration(j) * time.Second
+	}
+	d := time.Duration(lin) * time.Second
+	for i, rto := lin, 2*time.Second; i < j; i, rto = i+1, rto*2 {
+		d += rto
+	}
+	return d
+}
+
+// unservedAt is the latest moment up to until at which the request proves
+// its client was not served, and whether there is one: a failure at its
+// end; a new connection answered only at SYN retransmission k, when its
+// last SYN that went unanswered left; a slow keep-alive answer at its start.
+func (r Rec) unservedAt(until time.Time) (time.Time, bool) {
+	var u time.Time
 	switch {
 	case !r.ok():
-		return r.End
+		u = r.End
 	case r.Retx > 0:
-		k := min(r.Retx, 6)
-		return r.Start.Add(time.Duration(1<<(k-1)-1) * time.Second)
+		for j := int(r.Retx) - 1; j >= 0; j-- {
+			if u = r.Start.Add(synSent(j)); !u.After(until) {
+				break
+			}
+		}
 	default:
-		return r.Start
+		u = r.Start
 	}
+	return u, !u.After(until)
 }
 
 // Event is a keep-alive connection lost (the client dialled again).
@@ -224,9 +248,10 @@ func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analy
 			detail("%s: ... more SYNs answered twice in this window (see the row's count)", where)
 		}
 	}
-	// Time to serve after a crash: per source, the latest moment before
-	// the heal at which a request proves it was not served, and the first
-	// answer after that.
+	// Time to serve after a crash: per source, the latest moment up to the
+	// heal at which a request proves it was not served, and the first
+	// answer after that. Gaps after the heal (the node rejoining, buckets
+	// handed back) are not the crash's: they show as synRtx and healFl.
 	for _, w := range windows {
 		if w.Step.Kind.Planned() {
 			continue
@@ -245,7 +270,7 @@ func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analy
 					break
 				}
 				if r.bad() {
-					if u := r.unservedAt(); u.After(last) {
+					if u, ok := r.unservedAt(w.Heal); ok && u.After(last) {
 						last, lastIdx = u, j
 					}
 				}

@@ -20,7 +20,8 @@ func TestAnalyze(t *testing.T) {
 	recs := []Rec{
 		{Src: a, Start: at(500), End: at(510), Node: "web1"},                // steady, fine
 		{Src: a, Start: at(1100), End: at(2110), Node: "web1", Retx: 1},     // unserved at 1.1 s: 0.1 s after the crash
-		{Src: b, Start: at(1200), End: at(4210), Node: "web1", Retx: 2},     // unserved at 2.2 s: 1.2 s after: late
+		{Src: b, Start: at(1200), End: at(3210), Node: "web1", Retx: 2},     // unserved at 2.2 s: 1.2 s after: late
+		{Src: b, Start: at(2900), End: at(4900), Node: "web1", Retx: 2},     // unserved at 2.9 s (3.9 s is after the heal)
 		{Src: b, Start: at(4300), End: at(4310), Node: "web1"},              // served
 		{Src: a, Start: at(11000), End: at(11500), Err: "connection reset"}, // planned change failed a request
 		{Src: a, Start: at(20000), End: at(20010), Err: "timeout"},          // steady failure
@@ -38,11 +39,11 @@ func TestAnalyze(t *testing.T) {
 		return Row{}
 	}
 	ka, dr, st := row(KillAgent), row(Drain), row(SteadyKind)
-	if ka.Faults != 1 || ka.Requests != 3 || ka.SynRetx != 2 || ka.LateServe != 1 || ka.Doubles != 1 || ka.LateAgree != 0 {
+	if ka.Faults != 1 || ka.Requests != 4 || ka.SynRetx != 3 || ka.LateServe != 1 || ka.Doubles != 1 || ka.LateAgree != 0 {
 		t.Errorf("kill-agent row: %+v", ka)
 	}
-	if ka.WorstServe != 3210*time.Millisecond {
-		t.Errorf("worst time to serve %s, want 3.21s (b answered at 4.21 s)", ka.WorstServe)
+	if ka.WorstServe != 3900*time.Millisecond {
+		t.Errorf("worst time to serve %s, want 3.9s (b answered at 4.9 s)", ka.WorstServe)
 	}
 	if dr.PlannedFails != 2 || dr.LateAgree != 1 || dr.WorstAgree != 3*time.Second {
 		t.Errorf("drain row: %+v", dr)
@@ -52,5 +53,22 @@ func TestAnalyze(t *testing.T) {
 	}
 	if n := an.Violations(); n != 6 {
 		t.Errorf("%d violations, want 6:\n%s\n%v", n, an.Table(), an.Details)
+	}
+}
+
+// SYN retransmissions: 1 s apart for SynLinearTimeouts+1, then doubling
+// (tcp_retransmit_timer); with 0 the classic 1, 3, 7 s.
+func TestSynSent(t *testing.T) {
+	defer func(l int) { SynLinearTimeouts = l }(SynLinearTimeouts)
+	for lin, want := range map[int][]time.Duration{
+		4: {0, 1, 2, 3, 4, 5, 7, 11, 19},
+		0: {0, 1, 3, 7, 15},
+	} {
+		SynLinearTimeouts = lin
+		for j, w := range want {
+			if got := synSent(j); got != w*time.Second {
+				t.Errorf("linear %d: retransmission %d at %s, want %s", lin, j, got, w*time.Second)
+			}
+		}
 	}
 }

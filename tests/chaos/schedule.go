@@ -91,6 +91,15 @@ func (s Step) Estimate() time.Duration {
 // enough for one round sees every kind), each step with seeded targets,
 // hold and gap. It depends on its arguments alone.
 func Schedule(seed uint64, d time.Duration, nodes int) []Step {
+	return ScheduleOf(seed, d, nodes, Kinds)
+}
+
+// ScheduleOf is Schedule over a subset of the kinds (rounds of those only),
+// to replay one kind of fault in isolation.
+func ScheduleOf(seed uint64, d time.Duration, nodes int, kinds []Kind) []Step {
+	if len(kinds) == 0 {
+		return nil
+	}
 	if nodes < 4 {
 		panic("chaos.Schedule needs at least 4 nodes (2|2 splits)")
 	}
@@ -99,7 +108,7 @@ func Schedule(seed uint64, d time.Duration, nodes int) []Step {
 	var out []Step
 	var total time.Duration
 	for total < d {
-		round := append([]Kind(nil), Kinds...)
+		round := append([]Kind(nil), kinds...)
 		r.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 		for _, k := range round {
 			if total >= d {
@@ -135,4 +144,24 @@ func Schedule(seed uint64, d time.Duration, nodes int) []Step {
 		}
 	}
 	return out
+}
+
+// ParseKinds reads a comma-separated list of kind names ("" is every kind).
+func ParseKinds(s string) ([]Kind, error) {
+	if strings.TrimSpace(s) == "" {
+		return Kinds, nil
+	}
+	var out []Kind
+	for _, f := range strings.Split(s, ",") {
+		k := Kind(strings.TrimSpace(f))
+		found := false
+		for _, known := range Kinds {
+			found = found || k == known
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown fault kind %q (known: %v)", k, Kinds)
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }

@@ -64,3 +64,26 @@ func TestScheduleShape(t *testing.T) {
 		}
 	}
 }
+
+// A subset schedules only its kinds, and a bad name is refused.
+func TestScheduleOf(t *testing.T) {
+	ks, err := ParseKinds("stall, split-1|3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ScheduleOf(5, 2*time.Minute, 4, ks)
+	if len(s) < 4 {
+		t.Fatalf("%d steps", len(s))
+	}
+	for _, st := range s {
+		if st.Kind != Stall && st.Kind != Split1v3 {
+			t.Errorf("unexpected %v", st)
+		}
+	}
+	if _, err := ParseKinds("stall,reboot"); err == nil {
+		t.Errorf("unknown kind accepted")
+	}
+	if ks, _ := ParseKinds(""); len(ks) != len(Kinds) {
+		t.Errorf("empty list gives %v", ks)
+	}
+}
