@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -232,6 +233,8 @@ func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analy
 		}
 	}
 	perWindow := map[int]int{}
+	type span struct{ first, last time.Time }
+	spans := map[int]*span{}
 	for _, d := range doubles {
 		k := SteadyKind
 		where := "steady " + d.At.UTC().Format("15:04:05.000")
@@ -242,11 +245,24 @@ func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analy
 				windows[i].Heal.Sub(windows[i].Start).Round(time.Millisecond))
 		}
 		rows[k].Doubles++
+		if sp := spans[i]; sp == nil {
+			spans[i] = &span{d.At, d.At}
+		} else {
+			sp.first, sp.last = minTime(sp.first, d.At), maxTime(sp.last, d.At)
+		}
 		if perWindow[i]++; perWindow[i] <= 5 {
 			detail("%s: %s", where, d.What)
 		} else if perWindow[i] == 6 {
 			detail("%s: ... more SYNs answered twice in this window (see the row's count)", where)
 		}
+	}
+	for _, i := range slices.Sorted(maps.Keys(spans)) {
+		if i < 0 || perWindow[i] < 2 {
+			continue
+		}
+		w, sp := windows[i], spans[i]
+		detail("%s: %d SYNs answered twice from +%s to +%s (heal at +%s)", w.Step, perWindow[i],
+			sp.first.Sub(w.Start).Round(time.Millisecond), sp.last.Sub(w.Start).Round(time.Millisecond), w.Heal.Sub(w.Start).Round(time.Millisecond))
 	}
 	// Time to serve after a crash: per source, the latest moment up to the
 	// heal at which a request proves it was not served, and the first
@@ -366,4 +382,18 @@ func (a Analysis) Table() string {
 		tot.Doubles, tot.PlannedFails, tot.HealFails, tot.SteadyFails, tot.LateServe, tot.LateAgree, tot.Errors,
 		"", "", tot.Violations())
 	return b.String()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

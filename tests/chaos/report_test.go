@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,7 +28,7 @@ func TestAnalyze(t *testing.T) {
 		{Src: a, Start: at(20000), End: at(20010), Err: "timeout"},          // steady failure
 	}
 	lost := []Event{{Src: b, At: at(12000), What: "dialled again"}}
-	doubles := []Double{{At: at(1500), What: "SYN answered by web1 and web2"}}
+	doubles := []Double{{At: at(1500), What: "SYN answered by web1 and web2"}, {At: at(1700), What: "SYN answered by web2 and web3"}}
 	an := Analyze(windows, recs, lost, doubles)
 	row := func(k Kind) Row {
 		for _, r := range an.Rows {
@@ -39,7 +40,7 @@ func TestAnalyze(t *testing.T) {
 		return Row{}
 	}
 	ka, dr, st := row(KillAgent), row(Drain), row(SteadyKind)
-	if ka.Faults != 1 || ka.Requests != 4 || ka.SynRetx != 3 || ka.LateServe != 1 || ka.Doubles != 1 || ka.LateAgree != 0 {
+	if ka.Faults != 1 || ka.Requests != 4 || ka.SynRetx != 3 || ka.LateServe != 1 || ka.Doubles != 2 || ka.LateAgree != 0 {
 		t.Errorf("kill-agent row: %+v", ka)
 	}
 	if ka.WorstServe != 3900*time.Millisecond {
@@ -51,8 +52,15 @@ func TestAnalyze(t *testing.T) {
 	if st.Requests != 2 || st.SteadyFails != 1 {
 		t.Errorf("steady row: %+v", st)
 	}
-	if n := an.Violations(); n != 6 {
-		t.Errorf("%d violations, want 6:\n%s\n%v", n, an.Table(), an.Details)
+	found := false
+	for _, d := range an.Details {
+		found = found || strings.Contains(d, "2 SYNs answered twice from +500ms to +700ms (heal at +2s)")
+	}
+	if !found {
+		t.Errorf("no span of the doubles in %q", an.Details)
+	}
+	if n := an.Violations(); n != 7 {
+		t.Errorf("%d violations, want 7:\n%s\n%v", n, an.Table(), an.Details)
 	}
 }
 
