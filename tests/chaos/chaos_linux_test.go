@@ -644,12 +644,16 @@ func (ld *load) runLong(ctx context.Context, src netip.Addr) {
 	defer ld.wg.Done()
 	base := ld.l.DialContext(ld.l.Client.NS, src)
 	var dials atomic.Int32
+	// A dial after a failed request is the failure's consequence, already
+	// counted; a dial after a success means the transport lost the
+	// connection under an idle moment and retried on a new one.
+	var lastFailed atomic.Bool
 	client := &http.Client{
 		Timeout: reqTimeout,
 		Transport: &http.Transport{
 			Proxy: nil,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				if dials.Add(1) > 1 && !ld.stopping.Load() {
+				if dials.Add(1) > 1 && !lastFailed.Load() && !ld.stopping.Load() {
 					ld.mu.Lock()
 					ld.lost = append(ld.lost, Event{Src: src, At: time.Now(), What: "dialled again"})
 					ld.mu.Unlock()
@@ -675,6 +679,7 @@ func (ld *load) runLong(ctx context.Context, src netip.Addr) {
 		if err != nil {
 			r.Err = err.Error()
 		}
+		lastFailed.Store(err != nil)
 		ld.add(r)
 		select {
 		case <-ctx.Done():
