@@ -107,7 +107,7 @@ func TestChaos(t *testing.T) {
 		w := c.apply(s)
 		windows = append(windows, w)
 		ran++
-		t.Logf("%s: heal +%s, agreed %s after the heal%s", s, w.Heal.Sub(w.Start).Round(time.Millisecond),
+		t.Logf("%s %s: heal +%s, agreed %s after the heal%s", w.Start.UTC().Format("15:04:05.000"), s, w.Heal.Sub(w.Start).Round(time.Millisecond),
 			fmtTTA(w.TTA()), noteText(w))
 		if w.Agreed.IsZero() {
 			t.Errorf("the farm never agreed again after %s: stopping the schedule", s)
