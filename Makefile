@@ -5,7 +5,7 @@ BIN     := bin
 PKG     := ./agent/cmd/farm
 TESTFLAGS ?= -count=1 -timeout 18m
 
-.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean package fuzz
+.PHONY: all build build-windows test unit e2e bench demo demo-down lint deps clean package fuzz chaos
 
 all: build
 
@@ -45,10 +45,20 @@ lint:
 # NFQUEUE) and the end-to-end farm tests in tests/e2e. Root tests skip when not
 # root, and fail instead when CI=true.
 test: deps build build-windows lint
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/tests/chaos$$')
 	@echo "end-to-end suite again with the NFQUEUE engine (the run above used the kernel engine)"
 	FARM_ENGINE=nfqueue $(GO) test $(TESTFLAGS) ./tests/e2e/
+	@echo "chaos soak, 2 minutes (make chaos runs it for 10; the seed to replay is printed first)"
+	$(GO) test $(TESTFLAGS) -v ./tests/chaos/ -chaos.duration=2m
 	tests/fuzz.sh short
+
+# The chaos soak for 10 minutes (CHAOS_DURATION=30m for longer): four agents
+# under load while a seeded schedule of faults runs; CHAOS_SEED=N replays a
+# failing run's schedule. Needs root, nginx, tcpdump and nft.
+CHAOS_DURATION ?= 10m
+CHAOS_SEED     ?= 0
+chaos: deps build
+	$(GO) test -count=1 -timeout 40m -v -run TestChaos ./tests/chaos/ -chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED)
 
 # Every fuzz target for 60 s each (FUZZTIME=10m for longer); make test runs
 # them for 5 s each.

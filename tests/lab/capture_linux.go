@@ -126,7 +126,7 @@ func (c *Capture) read(r io.Reader) error {
 	}
 	fp := newFrameParser()
 	for {
-		f, _, err := pr.ZeroCopyReadPacketData()
+		f, ci, err := pr.ZeroCopyReadPacketData()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 				return nil
@@ -134,6 +134,7 @@ func (c *Capture) read(r io.Reader) error {
 			return err
 		}
 		if s, ok := fp.synAck(f); ok {
+			s.At = ci.Timestamp
 			c.tracker.add(s)
 		} else if n, ok := fp.marker(f); ok && n > c.synced.Load() {
 			c.synced.Store(n)

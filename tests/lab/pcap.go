@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -27,6 +28,8 @@ type SynAck struct {
 	Server netip.AddrPort
 	Client netip.AddrPort
 	Ack    uint32
+	// At is when the capture saw it (zero when parsed from bytes alone).
+	At time.Time
 }
 
 // synKey identifies one client SYN: its 4-tuple and initial sequence number.
@@ -45,6 +48,9 @@ type Double struct {
 	// node names where known (the MAC otherwise).
 	MACs  []string
 	Nodes []string
+	// At is when the first answer was seen, so a soak can tell which fault
+	// the double belongs to.
+	At time.Time
 }
 
 func (d Double) String() string {
@@ -72,13 +78,14 @@ type synTracker struct {
 	total   int
 	bySrc   map[string]int
 	answers map[synKey][]string
+	first   map[synKey]time.Time
 }
 
 func newSynTracker(name func(mac string) string) *synTracker {
 	if name == nil {
 		name = func(mac string) string { return mac }
 	}
-	return &synTracker{name: name, bySrc: map[string]int{}, answers: map[synKey][]string{}}
+	return &synTracker{name: name, bySrc: map[string]int{}, answers: map[synKey][]string{}, first: map[synKey]time.Time{}}
 }
 
 func (t *synTracker) add(s SynAck) {
@@ -87,6 +94,9 @@ func (t *synTracker) add(s SynAck) {
 	t.total++
 	t.bySrc[t.name(s.SrcMAC)]++
 	k := synKey{client: s.Client, server: s.Server, ack: s.Ack}
+	if _, ok := t.first[k]; !ok {
+		t.first[k] = s.At
+	}
 	if !slices.Contains(t.answers[k], s.SrcMAC) {
 		t.answers[k] = append(t.answers[k], s.SrcMAC)
 	}
@@ -103,7 +113,7 @@ func (t *synTracker) report() Report {
 		if len(macs) < 2 {
 			continue
 		}
-		d := Double{Client: k.client, Server: k.server, Ack: k.ack, MACs: slices.Sorted(slices.Values(macs))}
+		d := Double{Client: k.client, Server: k.server, Ack: k.ack, MACs: slices.Sorted(slices.Values(macs)), At: t.first[k]}
 		for _, m := range d.MACs {
 			d.Nodes = append(d.Nodes, t.name(m))
 		}
