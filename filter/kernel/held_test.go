@@ -101,7 +101,7 @@ func TestFlowBuckets(t *testing.T) {
 		{Proto: filter.ProtoTCP, Src: c, SrcPort: 40001, Dst: netip.MustParseAddr("::ffff:10.0.0.100"), DstPort: 22},
 		{Proto: filter.ProtoUDP, Src: c, SrcPort: 5000, Dst: vip, DstPort: 53},
 		{Proto: filter.ProtoTCP, Src: c, SrcPort: 40002, Dst: netip.MustParseAddr("10.0.0.2"), DstPort: 80}, // not to the VIP
-		{Proto: filter.ProtoUDP, Src: c, SrcPort: 5001, Dst: vip, DstPort: 54},                               // no rule
+		{Proto: filter.ProtoUDP, Src: c, SrcPort: 5001, Dst: vip, DstPort: 54},                              // no rule
 	}
 	var want table.Set
 	want.Add(filter.BucketOf(c, 40000, filter.AffinityIPPort))
