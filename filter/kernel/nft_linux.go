@@ -210,6 +210,8 @@ func verdict(k expr.VerdictKind) expr.Any { return &expr.Verdict{Kind: k} }
 
 func goTo(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain} }
 
+func jump(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+
 // rule concatenates expression sequences into one rule.
 func rule(t *nftables.Table, c *nftables.Chain, comment string, parts ...[]expr.Any) *nftables.Rule {
 	var ex []expr.Any
@@ -322,11 +324,11 @@ type ownedSets struct {
 // with the owner flag and the conntrack timeout policy vipTCPTimeout, on
 // the engine's socket), with empty bucket sets, and returns the sets.
 //
-// Chain "raw" (before conntrack) first counts the new flows to each VIP
-// for the frame-delivery self-test, then, for packets to a VIP on a
-// balanced port (the first rule covering the port decides, as in "pre"),
-// drops those whose bucket is not in "mine" (see holdings: owned, or
-// possibly holding a flow of this node). Everything else passes untouched.
+// Chain "raw" (before conntrack), for packets to a VIP on a balanced port
+// (the first rule covering the port decides, as in "pre"), counts the new
+// flows for the frame-delivery self-test and drops the packets whose
+// bucket is not in "mine" (see holdings: owned, or possibly holding a flow
+// of this node). Everything else passes untouched.
 // Chain "pre" (after conntrack) decides new flows as the package doc says.
 func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 	var sets ownedSets
@@ -347,11 +349,14 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 	raw := in.c.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioRaw), Policy: &accept})
 	in.c.AddRule(rule(t, raw, "not to a VIP: untouched", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
-	// Count the new flows to each VIP, whoever owns them, for the farm's
-	// frame-delivery self-test (every node should see all of them): bare
-	// SYNs, and UDP datagrams (before conntrack a new UDP flow cannot be
-	// told from an old one; every node sees the same datagrams, so the
-	// nodes' counts still compare).
+	// Chain "seen" counts the new flows to each VIP, whoever owns them, for
+	// the farm's frame-delivery self-test (every node should see all of
+	// them): the raw chains jump to it with the bare SYNs and the UDP
+	// datagrams of balanced ports (before conntrack a new UDP flow cannot
+	// be told from an old one; every node sees the same datagrams, so the
+	// nodes' counts still compare). Packets of established TCP flows skip
+	// it after one test of their flags.
+	seen := in.c.AddChain(&nftables.Chain{Name: "seen", Table: t})
 	for i, v := range in.spec.VIPs {
 		v = v.Unmap()
 		if v.Is6() != (in.f.family == nftables.TableFamilyIPv6) {
@@ -359,10 +364,8 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 		}
 		name := seenCounter(i)
 		in.c.AddObj(&nftables.CounterObj{Table: t, Name: name})
-		in.c.AddRule(rule(t, raw, "seen: a new TCP flow to "+v.String(),
-			daddrIs(in.f, v), l4proto(filter.ProtoTCP), bareSYN(expr.CmpOpEq), one(&expr.Objref{Type: objCounter, Name: name})))
-		in.c.AddRule(rule(t, raw, "seen: a UDP datagram to "+v.String(),
-			daddrIs(in.f, v), l4proto(filter.ProtoUDP), one(&expr.Objref{Type: objCounter, Name: name})))
+		in.c.AddRule(rule(t, seen, "a new flow to "+v.String(),
+			daddrIs(in.f, v), one(&expr.Objref{Type: objCounter, Name: name}), one(verdict(expr.VerdictReturn))))
 	}
 	pre := in.c.AddChain(&nftables.Chain{Name: "pre", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioOwned), Policy: &accept})
@@ -381,6 +384,11 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 
 		rawCh := in.c.AddChain(&nftables.Chain{Name: "raw_" + name, Table: t})
 		in.c.AddRule(rule(t, raw, title, l4proto(r.Proto), dportIn(ps), one(goTo(rawCh.Name))))
+		if r.Proto == filter.ProtoTCP {
+			in.c.AddRule(rule(t, rawCh, "a bare SYN: counted", bareSYN(expr.CmpOpEq), one(jump(seen.Name))))
+		} else {
+			in.c.AddRule(rule(t, rawCh, "a datagram: counted", one(jump(seen.Name))))
+		}
 		in.c.AddRule(rule(t, rawCh, "a bucket neither owned nor holding a flow of this node: another node's packet, never seen by conntrack here",
 			bucket, one(notInSet(sets.mine)), one(verdict(expr.VerdictDrop))))
 
