@@ -99,6 +99,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 func (e *Engine) releaseLoop(ctx context.Context) {
 	tick := time.NewTicker(e.releaseEvery)
 	defer tick.Stop()
+	failing := false // logged once until a release works again
 	for {
 		select {
 		case <-ctx.Done():
@@ -111,8 +112,14 @@ func (e *Engine) releaseLoop(ctx context.Context) {
 		if held == 0 {
 			continue
 		}
-		if err := e.releaseHeld(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("Releasing held buckets failed; they stay open to conntrack.", "held", held, "err", err)
+		err := e.releaseHeld(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			e.log.Warn("Releasing held buckets failed; they stay open to conntrack (retried, logged again once it works).", "held", held, "err", err)
+			failing = true
+		case err == nil && failing:
+			e.log.Info("Releasing held buckets works again.")
+			failing = false
 		}
 	}
 }
