@@ -50,7 +50,10 @@ type famState struct {
 }
 
 // Run installs the rules (in the network namespace of the calling thread:
-// the socket is opened there and stays there), serves until ctx ends, then
+// the socket is opened there and stays there; the conntrack dumps that
+// release held buckets run on Run's goroutine too, so outside the
+// process's own namespace call it on a locked OS thread), serves until ctx
+// ends, then
 // removes them and returns nil. It returns an error if they cannot be
 // installed or removed. Before installing it removes the NFQUEUE engine's
 // leftover rules, which would queue new flows to nobody. If the process
