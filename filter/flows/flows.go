@@ -59,3 +59,27 @@ func live(e entry, vips []netip.Addr) bool {
 	}
 	return false
 }
+
+// Tuple is the original-direction tuple of one conntrack entry: who opened
+// the flow, to which address and port. The kernel engine recomputes each of
+// its flows' bucket from it (filter.BucketOf on Src and SrcPort).
+type Tuple struct {
+	Proto   uint8 // IPPROTO_TCP, IPPROTO_UDP, ...
+	Src     netip.Addr
+	SrcPort uint16
+	Dst     netip.Addr
+	DstPort uint16
+}
+
+// Tuples returns the original tuples of every conntrack entry with
+// mark&mask == mark, in any state (a flow in TIME_WAIT still has packets
+// in flight), IPv4 and IPv6. The kernel filters on the mark, so only those
+// entries cross into user space. Like Count, each call opens and closes one
+// netlink connection and ctx bounds it. Linux only: elsewhere it always
+// returns an error.
+func Tuples(ctx context.Context, mark, mask uint32) ([]Tuple, error) {
+	if mark&^mask != 0 {
+		return nil, fmt.Errorf("list flows: mark 0x%08x has bits outside mask 0x%08x, so nothing could match (pass the mask of the bits the mark uses)", mark, mask)
+	}
+	return tuples(ctx, mark, mask)
+}

@@ -8,14 +8,24 @@
 //
 // # What the rules do
 //
-// Two tables per family with VIPs (ip, ip6), both in prerouting after
-// conntrack (-200):
+// Two tables per family with VIPs (ip, ip6), in prerouting:
 //
-//   - rules.OwnedTable (priority -160; created with the owner flag, see
-//     below) looks only at packets conntrack sees as new, to a VIP, on a
-//     balanced port (the first rule covering the port wins, as in
+//   - rules.OwnedTable (created with the owner flag, see below) has two
+//     base chains. "raw", at the raw priority -300, before conntrack,
+//     counts the new flows to each VIP (Seen) and drops the packets to a
+//     VIP's balanced port whose bucket is not in the set "mine": every node
+//     receives every frame, so most packets are other nodes', and dropped
+//     here they cost no conntrack lookup (nor, with nf_conntrack_tcp_loose=1,
+//     an entry per mid-stream packet). "mine" is the owned buckets and the
+//     lost ones that may still hold a flow of this node; see holdings for
+//     why this never cuts one of this node's flows. "pre", at -160, after
+//     conntrack (-200), looks only at packets conntrack sees as new, to a
+//     VIP, on a balanced port (the first rule covering the port wins, as in
 //     filter.Decider). A bare TCP SYN or a new UDP flow whose bucket is in
-//     the set "owned" gets this node's conntrack mark filter.Mark(self).
+//     the set "owned" gets this node's conntrack mark filter.Mark(self);
+//     a TCP one also gets the table's conntrack timeout policy, TIME_WAIT
+//     5 s instead of 120 s (the policy can only be attached to a flow not
+//     yet confirmed, so after conntrack, not in "raw": measured on 6.18).
 //     During a reset window, a new TCP packet that is not a bare SYN (a
 //     mid-flow packet of a flow nobody here has: with
 //     nf_conntrack_tcp_loose=1 conntrack picks it up as new) whose bucket
@@ -23,7 +33,7 @@
 //     gets the packet mark resetMark instead: it goes on without a
 //     conntrack mark, and the local stack, which has no socket for it,
 //     answers with a TCP reset (see package filter).
-//   - rules.GuardTable (priority -140; persistent) passes every packet of
+//   - rules.GuardTable (priority -140, after conntrack; persistent) passes every packet of
 //     a flow with this node's conntrack mark and the packets marked
 //     resetMark, leaves traffic that is not to a VIP's balanced port alone
 //     (ICMP, untracked IPv6 neighbour discovery, other services), and drops
@@ -33,8 +43,11 @@
 //
 // An accept verdict ends only its own base chain, so the owned table
 // cannot let a packet past the guard by accepting it; it marks it, and the
-// guard passes what is marked. A packet of an established flow costs one
-// comparison in each table (its conntrack state, then its conntrack mark).
+// guard passes what is marked. A packet of an established flow costs its
+// bucket's hash and a set lookup in "raw", then one comparison in each of
+// "pre" and the guard (its conntrack state, then its conntrack mark). The
+// raw drop is an optimisation only: it lives in the owned table, so when
+// the agent dies it goes with the table and the guard still fails closed.
 //
 // # Fail closed by construction
 //
@@ -83,6 +96,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
@@ -107,7 +121,20 @@ type Engine struct {
 
 	// applied counts successful Applies, for Stats.
 	applied, owned, reset int
+
+	// hold says which buckets are in the set "mine" (guarded by mu);
+	// releaseEvery is how often Run dumps this node's flows while some
+	// bucket is held, settle how long after a loss a dump may release it.
+	hold         holdings
+	releaseEvery time.Duration
+	settle       time.Duration
 }
+
+// Defaults of releaseEvery and settle.
+const (
+	defaultReleaseEvery = 5 * time.Second
+	defaultSettle       = time.Second
+)
 
 // Stats describe the engine's last applied plan. Packets are counted by
 // the kernel (nft list ruleset), not here: none of them reaches user space.
@@ -116,6 +143,9 @@ type Stats struct {
 	Applies int
 	// Owned and Reset are the sizes of the owned and reset sets now.
 	Owned, Reset int
+	// Held is how many buckets this node no longer owns but still lets
+	// through to conntrack, because they may hold flows of this node.
+	Held int
 }
 
 // New returns an engine for spec (spec.Queue and Queues are not used). It
@@ -124,7 +154,8 @@ func New(spec rules.Spec, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{spec: spec, log: log, ready: make(chan struct{})}
+	return &Engine{spec: spec, log: log, ready: make(chan struct{}),
+		releaseEvery: defaultReleaseEvery, settle: defaultSettle}
 }
 
 // Ready is closed once Run has installed the rules (serving nobody until
@@ -135,14 +166,18 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Stats{Applies: e.applied, Owned: e.owned, Reset: e.reset}
+	st := Stats{Applies: e.applied, Owned: e.owned, Reset: e.reset}
+	if e.nl != nil {
+		st.Held = e.hold.heldCount()
+	}
+	return st
 }
 
 // Apply makes the kernel follow p from the next packet on: new flows of
 // the buckets p.Table gives this node are accepted, and while p.Reset is
 // set, orphaned flows of the buckets in p.Reset that this node owns are
-// reset. Both sets of every family change in one netlink transaction, so no
-// packet sees half a plan. It works from any goroutine (the engine's socket
+// reset; buckets it stops owning are held (see holdings). The sets of every
+// family change in one netlink transaction, so no packet sees half a plan. It works from any goroutine (the engine's socket
 // stays in the namespace Run started in). Call it after Ready; calls are
 // serialized.
 func (e *Engine) Apply(p plan.Plan) error {
@@ -152,12 +187,15 @@ func (e *Engine) Apply(p plan.Plan) error {
 	if e.nl == nil {
 		return errNotRunning
 	}
-	if err := e.nl.apply(owned, reset); err != nil {
+	next := e.hold // a copy: kept only if the kernel took the plan
+	next.setOwned(owned, time.Now())
+	if err := e.nl.apply(owned, reset, next.mine()); err != nil {
 		return err
 	}
+	e.hold = next
 	e.applied++
 	e.owned, e.reset = len(owned), len(reset)
-	e.log.Debug("Plan applied in the kernel.", "owned", len(owned), "reset", len(reset))
+	e.log.Debug("Plan applied in the kernel.", "owned", len(owned), "reset", len(reset), "held", e.hold.heldCount())
 	return nil
 }
 

@@ -11,6 +11,9 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/webfarm/farm/farm/table"
+	"github.com/webfarm/farm/filter"
+	"github.com/webfarm/farm/filter/flows"
 	"github.com/webfarm/farm/filter/rules"
 )
 
@@ -18,8 +21,9 @@ import (
 // to the netlink socket that created it and goes away with it.
 const nftTableFlagOwner = 0x2
 
-// Netlink limits. A plan is at most 4096 owned and 4096 reset buckets per
-// family, about 330 kB of messages in one transaction when dual-stack:
+// Netlink limits. A plan is at most 4096 owned, 4096 reset and 4096 mine
+// buckets per family, about 500 kB of messages in one transaction when
+// dual-stack:
 // more than the default socket send buffer, so the engine's socket gets a
 // larger one. Elements go in messages of elemsPerMsg (a netlink attribute
 // holds at most 64 kB). Every exchange has a deadline, so a kernel that
@@ -41,12 +45,15 @@ type netlinkState struct {
 // famState is one family's installed tables.
 type famState struct {
 	f             family
-	owned, reset  *nftables.Set
+	sets          ownedSets
 	guard, ownedT *nftables.Table
 }
 
 // Run installs the rules (in the network namespace of the calling thread:
-// the socket is opened there and stays there), serves until ctx ends, then
+// the socket is opened there and stays there; the conntrack dumps that
+// release held buckets run on Run's goroutine too, so outside the
+// process's own namespace call it on a locked OS thread), serves until ctx
+// ends, then
 // removes them and returns nil. It returns an error if they cannot be
 // installed or removed. Before installing it removes the NFQUEUE engine's
 // leftover rules, which would queue new flows to nobody. If the process
@@ -66,6 +73,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	}
 	e.mu.Lock()
 	e.nl = st
+	e.hold.holdAll(time.Now()) // open filled "mine" with every bucket
 	e.mu.Unlock()
 	names := make([]string, len(st.fams))
 	for i, f := range st.fams {
@@ -74,7 +82,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.log.Info("Kernel filter rules installed.", "families", names, "vips", len(e.spec.VIPs), "rules", len(e.spec.Rules), "self", e.spec.Self)
 	close(e.ready)
 
-	<-ctx.Done()
+	e.releaseLoop(ctx)
 	e.mu.Lock()
 	e.nl = nil
 	e.mu.Unlock()
@@ -86,10 +94,73 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	return nil
 }
 
+// releaseLoop runs until ctx ends: every releaseEvery, while some bucket
+// is held, it dumps this node's flows and releases the held buckets that
+// have none (see holdings). It runs on Run's goroutine: the dump's socket
+// opens in the calling thread's network namespace, the one Run installed
+// in. A failed dump releases nothing: the raw chain just drops less.
+func (e *Engine) releaseLoop(ctx context.Context) {
+	tick := time.NewTicker(e.releaseEvery)
+	defer tick.Stop()
+	failing := false // logged once until a release works again
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		held := e.hold.heldCount()
+		e.mu.Unlock()
+		if held == 0 {
+			continue
+		}
+		err := e.releaseHeld(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			e.log.Warn("Releasing held buckets failed; they stay open to conntrack (retried, logged again once it works).", "held", held, "err", err)
+			failing = true
+		case err == nil && failing:
+			e.log.Info("Releasing held buckets works again.")
+			failing = false
+		}
+	}
+}
+
+// releaseHeld dumps this node's flows once and releases, in one
+// transaction, the held buckets the dump shows empty.
+func (e *Engine) releaseHeld(ctx context.Context) error {
+	start := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, nlTimeout)
+	ts, err := flows.Tuples(dctx, filter.Mark(e.spec.Self), 0xffffffff)
+	cancel()
+	if err != nil {
+		return err
+	}
+	busy := flowBuckets(ts, e.spec.VIPs, e.spec.Rules)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.nl == nil {
+		return nil
+	}
+	next := e.hold
+	gone := next.release(busy, start, e.settle)
+	if len(gone) == 0 {
+		return nil
+	}
+	if err := e.nl.unmine(gone); err != nil {
+		return err
+	}
+	e.hold = next
+	e.log.Debug("Held buckets released: no flow of this node left in them.", "released", len(gone), "held", e.hold.heldCount(), "flows", len(ts))
+	return nil
+}
+
 // open opens the engine's socket and installs the tables: first the owned
-// tables, empty, with the owner flag (a message of our own, on the
-// library's socket), then in one transaction the guard tables (replacing
-// any left by a crashed agent) and the owned tables' sets and chains.
+// tables, empty, with the owner flag and the conntrack timeout policy (our
+// own messages, on the library's socket), then in one transaction the guard
+// tables (replacing any left by a crashed agent) and the owned tables'
+// sets, with every bucket in "mine", and chains.
 func open(spec rules.Spec) (*netlinkState, error) {
 	var raw *netlink.Conn
 	conn, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
@@ -137,9 +208,10 @@ func forceSendBuffer(c *netlink.Conn, n int) error {
 	return nil
 }
 
-// createOwned creates the owned tables, empty, flagged as owned by this
-// socket, in one transaction. google/nftables v0.3.0 always sends table
-// flags 0, so the message is built here. A table that exists already is
+// createOwned creates the owned tables, flagged as owned by this socket,
+// each with its conntrack timeout policy (ctTimeoutMsg), in one
+// transaction. google/nftables v0.3.0 always sends table flags 0, so the
+// message is built here. A table that exists already is
 // another live agent's (a dead one's would be gone): that is an error.
 func (st *netlinkState) createOwned() error {
 	msgs := []netlink.Message{batchMsg(unix.NFNL_MSG_BATCH_BEGIN)}
@@ -158,23 +230,29 @@ func (st *netlinkState) createOwned() error {
 			},
 			Data: append([]byte{byte(fs.f.family), unix.NFNETLINK_V0, 0, 0}, attrs...),
 		})
+		obj, err := ctTimeoutMsg(fs.f)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, obj)
 	}
 	msgs = append(msgs, batchMsg(unix.NFNL_MSG_BATCH_END))
+	want := len(msgs) - 2 // one ack per message between begin and end
 	if err := st.raw.SetDeadline(time.Now().Add(nlTimeout)); err != nil {
 		return err
 	}
 	if _, err := st.raw.SendMessages(msgs); err != nil {
 		return fmt.Errorf("create table %s: send: %w", rules.OwnedTable, err)
 	}
-	for acks := 0; acks < len(st.fams); {
+	for acks := 0; acks < want; {
 		replies, err := st.raw.Receive()
 		if (errors.Is(err, unix.EEXIST) || errors.Is(err, unix.EPERM)) && st.ownedExists() {
 			// EPERM: the kernel refuses another socket's table before it
 			// reports that it exists.
 			return fmt.Errorf("create table %s: another farm agent with the kernel engine runs in this network namespace and owns it (the kernel removes it when that agent exits)", rules.OwnedTable)
 		}
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("create table %s with the owner flag: %w (needs Linux 5.12 or later)", rules.OwnedTable, err)
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("create table %s with the owner flag and conntrack timeout policy %s: %w (needs Linux 5.12 or later with nft_ct timeout support)", rules.OwnedTable, vipTCPTimeout, err)
 		}
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("create table %s: %w (needs root or CAP_NET_ADMIN)", rules.OwnedTable, err)
@@ -233,11 +311,18 @@ func (st *netlinkState) fill(spec rules.Spec) error {
 		if err := in.guard(vips); err != nil {
 			return err
 		}
-		owned, reset, err := in.owned(vips)
+		sets, err := in.owned(vips)
 		if err != nil {
 			return err
 		}
-		fs.owned, fs.reset = owned, reset
+		fs.sets = sets
+		all := make([]uint16, table.Buckets) // every bucket held until a dump shows it empty
+		for b := range all {
+			all[b] = uint16(b)
+		}
+		if err := st.addBuckets(fs, sets.mine, all); err != nil {
+			return err
+		}
 	}
 	if err := st.flush(); err != nil {
 		return fmt.Errorf("install tables %s and %s: %w", rules.GuardTable, rules.OwnedTable, err)
@@ -253,28 +338,57 @@ func (st *netlinkState) flush() error {
 	return st.conn.Flush()
 }
 
-// apply replaces the owned and reset sets of every family in one
+// apply replaces the owned, reset and mine sets of every family in one
 // transaction (flush and refill: the kernel switches generations at the
 // commit, so packets see the old sets or the new ones).
-func (st *netlinkState) apply(owned, reset []uint16) error {
-	for _, fs := range st.fams {
+func (st *netlinkState) apply(owned, reset, mine []uint16) error {
+	for i := range st.fams {
+		fs := &st.fams[i]
 		for _, s := range []struct {
 			set     *nftables.Set
 			buckets []uint16
-		}{{fs.owned, owned}, {fs.reset, reset}} {
+		}{{fs.sets.owned, owned}, {fs.sets.reset, reset}, {fs.sets.mine, mine}} {
 			st.conn.FlushSet(s.set)
-			elems := bucketElems(s.buckets)
-			for len(elems) > 0 {
-				n := min(len(elems), elemsPerMsg)
-				if err := st.conn.SetAddElements(s.set, elems[:n]); err != nil {
-					return fmt.Errorf("apply plan: %s %s set %s: %w", fs.f.name, rules.OwnedTable, s.set.Name, err)
-				}
-				elems = elems[n:]
+			if err := st.addBuckets(fs, s.set, s.buckets); err != nil {
+				return fmt.Errorf("apply plan: %w", err)
 			}
 		}
 	}
 	if err := st.flush(); err != nil {
-		return fmt.Errorf("apply plan: %d owned, %d reset buckets: %w", len(owned), len(reset), err)
+		return fmt.Errorf("apply plan: %d owned, %d reset, %d mine buckets: %w", len(owned), len(reset), len(mine), err)
+	}
+	return nil
+}
+
+// addBuckets queues adding buckets to set s of fs, in messages of
+// elemsPerMsg elements.
+func (st *netlinkState) addBuckets(fs *famState, s *nftables.Set, buckets []uint16) error {
+	elems := bucketElems(buckets)
+	for len(elems) > 0 {
+		n := min(len(elems), elemsPerMsg)
+		if err := st.conn.SetAddElements(s, elems[:n]); err != nil {
+			return fmt.Errorf("%s %s set %s: %w", fs.f.name, rules.OwnedTable, s.Name, err)
+		}
+		elems = elems[n:]
+	}
+	return nil
+}
+
+// unmine takes buckets out of every family's set "mine" in one
+// transaction.
+func (st *netlinkState) unmine(buckets []uint16) error {
+	for _, fs := range st.fams {
+		elems := bucketElems(buckets)
+		for len(elems) > 0 {
+			n := min(len(elems), elemsPerMsg)
+			if err := st.conn.SetDeleteElements(fs.sets.mine, elems[:n]); err != nil {
+				return fmt.Errorf("release held buckets: %s %s set %s: %w", fs.f.name, rules.OwnedTable, mineSet, err)
+			}
+			elems = elems[n:]
+		}
+	}
+	if err := st.flush(); err != nil {
+		return fmt.Errorf("release %d held buckets: %w", len(buckets), err)
 	}
 	return nil
 }
@@ -305,20 +419,17 @@ func (e *Engine) Seen() []uint64 {
 	if st == nil {
 		return out
 	}
-	for _, fs := range st.fams {
-		objs, err := st.conn.GetObjects(fs.ownedT)
-		if err != nil {
-			continue
-		}
-		for _, o := range objs {
-			c, ok := o.(*nftables.CounterObj)
-			if !ok {
+	// One counter at a time: a dump of the table's objects would include
+	// the conntrack timeout policy, which the library's legacy object
+	// parser refuses ("malformed stateful object"), failing the whole dump.
+	for i, v := range e.spec.VIPs {
+		for _, fs := range st.fams {
+			if v.Unmap().Is6() != (fs.f.family == nftables.TableFamilyIPv6) {
 				continue
 			}
-			for i := range out {
-				if c.Name == seenCounter(i) {
-					out[i] = c.Packets
-				}
+			o, err := st.conn.GetObject(&nftables.CounterObj{Table: fs.ownedT, Name: seenCounter(i)})
+			if c, ok := o.(*nftables.CounterObj); err == nil && ok {
+				out[i] = c.Packets
 			}
 		}
 	}

@@ -13,7 +13,7 @@ var errNotLinux = errors.New(`kernel filter engine: needs Linux nftables (use [f
 // netlinkState is empty off Linux: Run never installs anything.
 type netlinkState struct{}
 
-func (*netlinkState) apply(owned, reset []uint16) error { return errNotLinux }
+func (*netlinkState) apply(owned, reset, mine []uint16) error { return errNotLinux }
 
 // Run fails at once off Linux.
 func (e *Engine) Run(ctx context.Context) error { return errNotLinux }

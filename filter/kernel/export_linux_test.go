@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"time"
+
 	"github.com/google/nftables/expr"
 
 	"github.com/webfarm/farm/filter"
@@ -13,4 +15,10 @@ func BucketExprs(v6 bool, aff filter.Affinity) []expr.Any {
 		return familyIPv6.bucketExprs(aff)
 	}
 	return familyIPv4.bucketExprs(aff)
+}
+
+// SetRelease sets how often e dumps its flows while buckets are held and
+// how long after a loss a dump may release a bucket (before Run).
+func SetRelease(e *Engine, every, settle time.Duration) {
+	e.releaseEvery, e.settle = every, settle
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/webfarm/farm/farm/table"
@@ -37,11 +38,35 @@ const (
 // that is never a node id (1..250).
 const resetMark = filter.MarkBase | 0xff
 
-// Hook priorities in prerouting: after conntrack (-200), the owned table
-// decides new flows, then the guard drops what nothing took.
+// Hook priorities in prerouting. Before conntrack (-200), at the raw
+// priority (after defragmentation, -400), the owned table's chain "raw"
+// drops other nodes' packets; after conntrack its chain "pre" decides new
+// flows, then the guard drops what nothing took.
 const (
+	prioRaw   = -300
 	prioOwned = -160
 	prioGuard = -140
+)
+
+// vipTCPTimeout names the owned table's conntrack timeout policy of this
+// node's TCP flows to a VIP, and timeWaitSeconds is its TIME_WAIT (the
+// kernel's default is 120 s). Under Connection: close load a node's
+// entries are nearly all in TIME_WAIT: at 120 s a node held 100 k+ of them
+// in the bench and conntrack lookups and dumps (drains, status) grew with
+// them; at 5 s it held 6-8 k. The endpoints keep their own TIME_WAIT in the
+// TCP stack; the conntrack entry only has to outlive the last packets of
+// the close. The other states keep the host's defaults (the policy sets
+// only TIME_WAIT and the kernel fills the rest from its sysctls).
+const (
+	vipTCPTimeout   = "vip_tcp"
+	timeWaitSeconds = 5
+)
+
+// objCtTimeout is NFT_OBJECT_CT_TIMEOUT; ctaTimeoutTCPTimeWait is
+// CTA_TIMEOUT_TCP_TIME_WAIT, the policy attribute of the TIME_WAIT state.
+const (
+	objCtTimeout          = 7
+	ctaTimeoutTCPTimeWait = 7
 )
 
 // Names of the bucket sets in OwnedTable ("reset" is an nft keyword:
@@ -49,6 +74,7 @@ const (
 const (
 	ownedSet    = "owned"
 	takeoverSet = "takeover"
+	mineSet     = "mine"
 )
 
 // family is one nftables address family the engine installs tables in.
@@ -61,13 +87,14 @@ type family struct {
 	addrLen  uint32
 	netLen   uint32 // key bytes of AffinityNetwork: /24 or /64
 	portReg  uint32
+	nfproto  uint16 // NFPROTO_IPV4 or NFPROTO_IPV6
 }
 
 var (
 	familyIPv4 = family{name: "ip", family: nftables.TableFamilyIPv4, addrType: nftables.TypeIPAddr,
-		saddrAt: 12, daddrAt: 16, addrLen: 4, netLen: 3, portReg: regPort4}
+		saddrAt: 12, daddrAt: 16, addrLen: 4, netLen: 3, portReg: regPort4, nfproto: unix.NFPROTO_IPV4}
 	familyIPv6 = family{name: "ip6", family: nftables.TableFamilyIPv6, addrType: nftables.TypeIP6Addr,
-		saddrAt: 8, daddrAt: 24, addrLen: 16, netLen: 8, portReg: regPort6}
+		saddrAt: 8, daddrAt: 24, addrLen: 16, netLen: 8, portReg: regPort6, nfproto: unix.NFPROTO_IPV6}
 )
 
 // vips returns the spec's VIPs of family f, unmapped, sorted, without
@@ -167,6 +194,10 @@ func inSet(s *nftables.Set) expr.Any {
 	return &expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID}
 }
 
+func notInSet(s *nftables.Set) expr.Any {
+	return &expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID, Invert: true}
+}
+
 func setCtMark(mark uint32) []expr.Any {
 	return []expr.Any{&expr.Immediate{Register: reg, Data: native32(mark)}, &expr.Ct{Key: expr.CtKeyMARK, Register: reg, SourceRegister: true}}
 }
@@ -178,6 +209,8 @@ func setMetaMark(mark uint32) []expr.Any {
 func verdict(k expr.VerdictKind) expr.Any { return &expr.Verdict{Kind: k} }
 
 func goTo(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain} }
+
+func jump(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
 
 // rule concatenates expression sequences into one rule.
 func rule(t *nftables.Table, c *nftables.Chain, comment string, parts ...[]expr.Any) *nftables.Rule {
@@ -281,29 +314,49 @@ func (in installer) guard(vips []netip.Addr) error {
 	return nil
 }
 
+// ownedSets are the bucket sets of one family's OwnedTable, which Apply
+// refills.
+type ownedSets struct {
+	owned, reset, mine *nftables.Set
+}
+
 // owned queues the contents of the family's OwnedTable (created before,
-// with the owner flag, on the engine's socket), with empty bucket sets.
-// It returns the bucket sets, which Apply refills.
-func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, err error) {
+// with the owner flag and the conntrack timeout policy vipTCPTimeout, on
+// the engine's socket), with empty bucket sets, and returns the sets.
+//
+// Chain "raw" (before conntrack), for packets to a VIP on a balanced port
+// (the first rule covering the port decides, as in "pre"), counts the new
+// flows for the frame-delivery self-test and drops the packets whose
+// bucket is not in "mine" (see holdings: owned, or possibly holding a flow
+// of this node). Everything else passes untouched.
+// Chain "pre" (after conntrack) decides new flows as the package doc says.
+func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
+	var sets ownedSets
 	t := &nftables.Table{Name: rules.OwnedTable, Family: in.f.family}
 	vipSet := &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
 	if err := in.c.AddSet(vipSet, addrElems(vips)); err != nil {
-		return nil, nil, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
+		return sets, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
 	}
-	owned = bucketSet(t, ownedSet, "buckets this node answers (jhash ... mod 4096 seed 0x6661726d)")
-	reset = bucketSet(t, takeoverSet, "buckets taken over whose orphaned flows are reset (reset window)")
-	for _, s := range []*nftables.Set{owned, reset} {
+	sets.owned = bucketSet(t, ownedSet, "buckets this node answers (jhash ... mod 4096 seed 0x6661726d)")
+	sets.reset = bucketSet(t, takeoverSet, "buckets taken over whose orphaned flows are reset (reset window)")
+	sets.mine = bucketSet(t, mineSet, "owned buckets and lost ones that may still hold a flow of this node: the rest is dropped before conntrack")
+	for _, s := range []*nftables.Set{sets.owned, sets.reset, sets.mine} {
 		if err := in.c.AddSet(s, nil); err != nil {
-			return nil, nil, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
+			return sets, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
 		}
 	}
 	accept := nftables.ChainPolicyAccept
-	pre := in.c.AddChain(&nftables.Chain{Name: "pre", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioOwned), Policy: &accept})
-	in.c.AddRule(rule(t, pre, "only new flows are decided here", ctState(expr.CmpOpNeq, expr.CtStateBitNEW), one(verdict(expr.VerdictAccept))))
-	in.c.AddRule(rule(t, pre, "not to a VIP", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
-	// Count the new flows to each VIP, whoever owns them, for the farm's
-	// frame-delivery self-test (every node should see all of them).
+	raw := in.c.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioRaw), Policy: &accept})
+	in.c.AddRule(rule(t, raw, "not to a VIP: untouched", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
+	// Chain "seen" counts the new flows to each VIP, whoever owns them, for
+	// the farm's frame-delivery self-test (every node should see all of
+	// them): the raw chains jump to it with the bare SYNs and the UDP
+	// datagrams of balanced ports (before conntrack a new UDP flow cannot
+	// be told from an old one; every node sees the same datagrams, so the
+	// nodes' counts still compare). Packets of established TCP flows skip
+	// it after one test of their flags.
+	seen := in.c.AddChain(&nftables.Chain{Name: "seen", Table: t})
 	for i, v := range in.spec.VIPs {
 		v = v.Unmap()
 		if v.Is6() != (in.f.family == nftables.TableFamilyIPv6) {
@@ -311,34 +364,89 @@ func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, err er
 		}
 		name := seenCounter(i)
 		in.c.AddObj(&nftables.CounterObj{Table: t, Name: name})
-		in.c.AddRule(rule(t, pre, "seen: a new TCP flow to "+v.String(),
-			daddrIs(in.f, v), l4proto(filter.ProtoTCP), bareSYN(expr.CmpOpEq), one(&expr.Objref{Type: objCounter, Name: name})))
-		in.c.AddRule(rule(t, pre, "seen: a new UDP flow to "+v.String(),
-			daddrIs(in.f, v), l4proto(filter.ProtoUDP), one(&expr.Objref{Type: objCounter, Name: name})))
+		in.c.AddRule(rule(t, seen, "a new flow to "+v.String(),
+			daddrIs(in.f, v), one(&expr.Objref{Type: objCounter, Name: name}), one(verdict(expr.VerdictReturn))))
 	}
+	pre := in.c.AddChain(&nftables.Chain{Name: "pre", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioOwned), Policy: &accept})
+	in.c.AddRule(rule(t, pre, "only new flows are decided here", ctState(expr.CmpOpNeq, expr.CtStateBitNEW), one(verdict(expr.VerdictAccept))))
+	in.c.AddRule(rule(t, pre, "not to a VIP", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
 	mine := filter.Mark(in.spec.Self)
 	for i, r := range in.spec.Rules {
 		name := fmt.Sprintf("rule%d", i+1)
 		proto := filter.ProtoName(r.Proto)
 		ps := &nftables.Set{Table: t, Name: name + "_ports", KeyType: nftables.TypeInetService, Interval: true, Constant: true}
 		if err := in.c.AddSet(ps, portElems(r.Ports)); err != nil {
-			return nil, nil, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
+			return sets, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
 		}
+		title := fmt.Sprintf("[[rule]] %d: %s %s, affinity %s", i+1, proto, r.Ports, r.Affinity)
+		bucket := in.f.bucketExprs(r.Affinity)
+
+		rawCh := in.c.AddChain(&nftables.Chain{Name: "raw_" + name, Table: t})
+		in.c.AddRule(rule(t, raw, title, l4proto(r.Proto), dportIn(ps), one(goTo(rawCh.Name))))
+		if r.Proto == filter.ProtoTCP {
+			in.c.AddRule(rule(t, rawCh, "a bare SYN: counted", bareSYN(expr.CmpOpEq), one(jump(seen.Name))))
+		} else {
+			in.c.AddRule(rule(t, rawCh, "a datagram: counted", one(jump(seen.Name))))
+		}
+		in.c.AddRule(rule(t, rawCh, "a bucket neither owned nor holding a flow of this node: another node's packet, never seen by conntrack here",
+			bucket, one(notInSet(sets.mine)), one(verdict(expr.VerdictDrop))))
+
 		ch := in.c.AddChain(&nftables.Chain{Name: name, Table: t})
 		// goto: a port of several rules is decided by the first, as filter.Decider does.
-		in.c.AddRule(rule(t, pre, fmt.Sprintf("[[rule]] %d: %s %s, affinity %s", i+1, proto, r.Ports, r.Affinity),
-			l4proto(r.Proto), dportIn(ps), one(goTo(name))))
-		bucket := in.f.bucketExprs(r.Affinity)
+		in.c.AddRule(rule(t, pre, title, l4proto(r.Proto), dportIn(ps), one(goTo(name))))
 		switch r.Proto {
 		case filter.ProtoTCP:
-			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow",
-				l4proto(r.Proto), bareSYN(expr.CmpOpEq), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow, with the short TIME_WAIT",
+				l4proto(r.Proto), bareSYN(expr.CmpOpEq), bucket, one(inSet(sets.owned)),
+				one(&expr.Objref{Type: objCtTimeout, Name: vipTCPTimeout}), setCtMark(mine), one(verdict(expr.VerdictAccept))))
 			in.c.AddRule(rule(t, ch, "reset window: an orphan in a bucket taken over, passed without a conntrack mark",
-				l4proto(r.Proto), bareSYN(expr.CmpOpNeq), bucket, one(inSet(reset)), setMetaMark(resetMark), one(verdict(expr.VerdictAccept))))
+				l4proto(r.Proto), bareSYN(expr.CmpOpNeq), bucket, one(inSet(sets.reset)), setMetaMark(resetMark), one(verdict(expr.VerdictAccept))))
 		default:
 			in.c.AddRule(rule(t, ch, "a new flow in a bucket this node owns: this node's flow",
-				l4proto(r.Proto), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+				l4proto(r.Proto), bucket, one(inSet(sets.owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
 		}
 	}
-	return owned, reset, nil
+	return sets, nil
+}
+
+// ctTimeoutMsg is the NEWOBJ message of the family's conntrack timeout
+// policy vipTCPTimeout in OwnedTable: TCP, TIME_WAIT timeWaitSeconds, the
+// other states the kernel's defaults. google/nftables v0.3.0 has
+// expr.CtTimeout, but it sends a value for every state (libnftnl's
+// defaults: ESTABLISHED 12 h instead of the kernel's 5 days, and the host's
+// sysctls ignored) and merges them into a package-level map, a data race
+// between two connections; so the message is built here. It goes in the
+// batch that creates the table.
+func ctTimeoutMsg(f family) (netlink.Message, error) {
+	policy, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: ctaTimeoutTCPTimeWait, Data: binary.BigEndian.AppendUint32(nil, timeWaitSeconds)},
+	})
+	if err != nil {
+		return netlink.Message{}, err
+	}
+	data, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: expr.NFTA_CT_TIMEOUT_L3PROTO, Data: binary.BigEndian.AppendUint16(nil, f.nfproto)},
+		{Type: expr.NFTA_CT_TIMEOUT_L4PROTO, Data: []byte{unix.IPPROTO_TCP}},
+		{Type: unix.NLA_F_NESTED | expr.NFTA_CT_TIMEOUT_DATA, Data: policy},
+	})
+	if err != nil {
+		return netlink.Message{}, err
+	}
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_OBJ_TABLE, Data: []byte(rules.OwnedTable + "\x00")},
+		{Type: unix.NFTA_OBJ_NAME, Data: []byte(vipTCPTimeout + "\x00")},
+		{Type: unix.NFTA_OBJ_TYPE, Data: binary.BigEndian.AppendUint32(nil, objCtTimeout)},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_OBJ_DATA, Data: data},
+	})
+	if err != nil {
+		return netlink.Message{}, err
+	}
+	return netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWOBJ),
+			Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl,
+		},
+		Data: append([]byte{byte(f.family), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	}, nil
 }
