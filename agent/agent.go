@@ -191,6 +191,9 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		OnAction:      a.onAction,
 		OnInfo:        a.onInfo,
 		WitnessOK:     witnessOK,
+		// The kernel engine's owner table keeps answering this node's
+		// buckets while the agent is frozen; the others must know (plan.Host).
+		KernelDataPath: cfg.Filter.Engine == "kernel",
 	}, log.With("component", "member"), a.onView)
 	a.local = &local{cur: start, dir: cfg.StateDir, publish: a.members.SetLocal}
 	a.details.tracker = delivery.New(delivery.DefaultSettings)

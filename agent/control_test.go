@@ -328,20 +328,20 @@ func TestAdvertisedStateIsTheLatest(t *testing.T) {
 	}
 }
 
-func TestHostAnswered(t *testing.T) {
+func TestHostFound(t *testing.T) {
 	for _, c := range []struct {
 		err  error
-		want bool
+		want plan.Host
 	}{
-		{nil, true},
-		{syscall.ECONNREFUSED, true},
-		{&net.OpError{Op: "dial", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}, true},
-		{context.DeadlineExceeded, false},
-		{syscall.EHOSTUNREACH, false},
-		{syscall.ENETUNREACH, false},
+		{nil, plan.HostServing},
+		{syscall.ECONNREFUSED, plan.HostAgentGone},
+		{&net.OpError{Op: "dial", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}, plan.HostAgentGone},
+		{context.DeadlineExceeded, plan.HostGone},
+		{syscall.EHOSTUNREACH, plan.HostGone},
+		{syscall.ENETUNREACH, plan.HostGone},
 	} {
-		if got := hostAnswered(c.err); got != c.want {
-			t.Errorf("hostAnswered(%v) = %v, want %v", c.err, got, c.want)
+		if got := hostFound(c.err); got != c.want {
+			t.Errorf("hostFound(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -8,30 +8,33 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/view"
 )
 
-// hostWatch finds out, for each node the farm declared dead, whether its
-// host is gone or only its agent. Gossip cannot tell the two apart, and
-// they call for opposite things: a host that lives (its agent crashed or
-// was killed, and systemd restarts it within a second) goes on serving
-// its established flows from its kernel, and resetting them from here
-// would cut healthy connections; a host that is gone leaves its clients'
-// connections hanging until their own timeouts unless the new owners
-// answer them with a reset. The probe is a TCP connection to the dead
-// node's gossip address: a host whose agent died answers at once with a
-// refusal (its kernel is alive); a host that is down, or cut off, answers
-// nothing. A node found alive is probed again every second while it stays
-// dead, so a host that goes down later is noticed.
+// hostWatch finds out, for each node the farm declared dead, what is left
+// of it at its address (plan.Host). Gossip cannot tell a dead host from a
+// dead, frozen or starved agent, and they call for different things: a
+// host whose agent died still serves its established flows from its
+// kernel, and resetting them would cut healthy connections; an agent that
+// is frozen or starved still has its kernel answer its buckets' new flows,
+// and taking them would answer SYNs twice; a host that is gone leaves its
+// clients hanging unless the new owners reset their connections. The probe
+// is a TCP connection to the dead node's gossip address: a refusal means
+// the host lives and the agent is gone, an accepted connection that the
+// agent's process still holds its port, and no answer that the host is
+// down or cut off. A node not found gone is probed again while it stays
+// dead, so a frozen agent killed by its watchdog, or a host that dies
+// later, is noticed.
 type hostWatch struct {
 	log     *slog.Logger
 	kick    func()
 	timeout time.Duration
-	every   time.Duration
+	every   map[plan.Host]time.Duration
 	dial    func(ctx context.Context, addr string) error
 
 	mu      sync.Mutex
-	down    map[uint8]bool
+	found   map[uint8]plan.Host
 	probing map[uint8]probe
 	wg      sync.WaitGroup
 }
@@ -43,7 +46,8 @@ type probe struct {
 
 func newHostWatch(log *slog.Logger, kick func()) *hostWatch {
 	return &hostWatch{
-		log: log, kick: kick, timeout: 300 * time.Millisecond, every: time.Second,
+		log: log, kick: kick, timeout: 300 * time.Millisecond,
+		every: map[plan.Host]time.Duration{plan.HostServing: 250 * time.Millisecond, plan.HostAgentGone: time.Second},
 		dial: func(ctx context.Context, addr string) error {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "tcp", addr)
@@ -52,20 +56,24 @@ func newHostWatch(log *slog.Logger, kick func()) *hostWatch {
 			}
 			return err
 		},
-		down: map[uint8]bool{}, probing: map[uint8]probe{},
+		found: map[uint8]plan.Host{}, probing: map[uint8]probe{},
 	}
 }
 
-// hostAnswered is the pure rule: a connection or a refusal means a kernel
-// answered at the address; anything else (no answer within the timeout,
-// unreachable) means the host is gone.
-func hostAnswered(err error) bool {
-	return err == nil || errors.Is(err, errRefused)
+// hostFound is the pure rule from a probe's outcome to what it means.
+func hostFound(err error) plan.Host {
+	switch {
+	case err == nil:
+		return plan.HostServing
+	case errors.Is(err, errRefused):
+		return plan.HostAgentGone
+	}
+	return plan.HostGone
 }
 
 // update starts probing the nodes dead in v, stops for those no longer
-// dead, and returns which dead nodes' hosts are known to be down.
-func (h *hostWatch) update(ctx context.Context, v view.View) map[uint8]bool {
+// dead, and returns what was found so far for each dead node.
+func (h *hostWatch) update(ctx context.Context, v view.View) map[uint8]plan.Host {
 	dead := map[uint8]string{}
 	for _, n := range v.Nodes {
 		if n.ID != 0 && !n.Alive && !n.Left && n.Addr != "" {
@@ -78,53 +86,67 @@ func (h *hostWatch) update(ctx context.Context, v view.View) map[uint8]bool {
 		if addr, ok := dead[id]; !ok || addr != p.addr {
 			p.cancel()
 			delete(h.probing, id)
-			delete(h.down, id)
+			delete(h.found, id)
 		}
 	}
-	for id := range h.down {
+	for id := range h.found {
 		if _, ok := dead[id]; !ok {
-			delete(h.down, id)
+			delete(h.found, id)
 		}
 	}
 	for id, addr := range dead {
-		if _, ok := h.probing[id]; ok || h.down[id] {
+		if _, ok := h.probing[id]; ok || h.found[id] == plan.HostGone {
 			continue
 		}
 		pctx, cancel := context.WithCancel(ctx)
 		h.probing[id] = probe{addr: addr, cancel: cancel}
 		h.wg.Go(func() { h.run(pctx, id, addr) })
 	}
-	out := make(map[uint8]bool, len(h.down))
-	for id := range h.down {
-		out[id] = true
+	out := make(map[uint8]plan.Host, len(h.found))
+	for id, f := range h.found {
+		out[id] = f
 	}
 	return out
 }
 
-// run probes one dead node until its host is found down or ctx ends.
+// run probes one dead node until its host is found gone or ctx ends,
+// kicking the planner whenever the finding changes.
 func (h *hostWatch) run(ctx context.Context, id uint8, addr string) {
-	for first := true; ; first = false {
+	for {
 		pctx, cancel := context.WithTimeout(ctx, h.timeout)
 		err := h.dial(pctx, addr)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if !hostAnswered(err) {
-			h.mu.Lock()
-			if p, ok := h.probing[id]; ok && p.addr == addr {
-				h.down[id] = true
-				delete(h.probing, id)
-			}
+		f := hostFound(err)
+		h.mu.Lock()
+		p, ok := h.probing[id]
+		if !ok || p.addr != addr {
 			h.mu.Unlock()
-			h.log.Info("A dead node's host does not answer: its orphaned connections will be reset.", "id", id, "addr", addr, "probe", err)
-			h.kick()
 			return
 		}
-		if first {
-			h.log.Info("A dead node's host still answers (only its agent is gone): its established connections are left alone.", "id", id, "addr", addr)
+		changed := h.found[id] != f
+		h.found[id] = f
+		if f == plan.HostGone {
+			delete(h.probing, id)
 		}
-		t := time.NewTimer(h.every)
+		h.mu.Unlock()
+		if changed {
+			switch f {
+			case plan.HostGone:
+				h.log.Info("A dead node's host does not answer: its buckets are taken over and its orphaned connections reset.", "id", id, "addr", addr, "probe", err)
+			case plan.HostAgentGone:
+				h.log.Info("A dead node's host refuses: only its agent is gone; its buckets are taken over, its established connections left alone.", "id", id, "addr", addr)
+			case plan.HostServing:
+				h.log.Warn("A node declared dead still holds its gossip port (frozen or starved agent?): its buckets are left to it.", "id", id, "addr", addr)
+			}
+			h.kick()
+		}
+		if f == plan.HostGone {
+			return
+		}
+		t := time.NewTimer(h.every[f])
 		select {
 		case <-ctx.Done():
 			t.Stop()

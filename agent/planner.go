@@ -47,7 +47,7 @@ func (a *Agent) planLoop(ctx context.Context) error {
 		if v := a.view.Load(); v != nil {
 			in.View = *v
 		}
-		in.HostDown = hosts.update(ctx, in.View)
+		in.Hosts = hosts.update(ctx, in.View)
 		next, wake := plan.Next(cur, in, a.settings, time.Now())
 		if !next.Same(cur) {
 			if err := a.engine.Apply(next); err != nil {

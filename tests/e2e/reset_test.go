@@ -151,10 +151,13 @@ func resetLike(err error) bool {
 }
 
 // TestResetWindow checks the promise of filter.reset_window over IPv4 and
-// IPv6 keep-alive connections in three cases:
+// IPv6 keep-alive connections in four cases:
 //   - a node's agent is SIGKILLed while its host lives: its kernel keeps
 //     serving its established flows, and the peers that take its buckets
 //     over must not reset them;
+//   - a node's agent is frozen (SIGSTOP) long enough to be declared dead:
+//     its kernel still answers its buckets, so the others leave them to it
+//     and no SYN is answered twice;
 //   - a node's host dies (its link is cut): its clients' next request is
 //     answered with a reset by the new owner within the window, so they
 //     reconnect at once instead of hanging, and the reconnect is served;
@@ -185,13 +188,82 @@ func TestResetWindow(t *testing.T) {
 		f.waitUp(3, 20*time.Second)
 	})
 
+	t.Run("agent frozen", func(t *testing.T) {
+		// SIGSTOP web2's agent: the others declare it dead, but its process
+		// still holds its gossip port. With the kernel engine its owner
+		// table keeps answering its buckets, so the others leave them to
+		// it; with a user-space engine it answers nothing, so they take
+		// them. Either way every new connection is answered, by one node.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		conns := rsOpen(t, f.l, srcs)
+		on2 := rsOn(t, conns, "web2")
+		capt, err := f.l.StartCapture(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.agents[1].Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		thawed := false
+		thaw := func() {
+			if !thawed {
+				thawed = true
+				if err := f.agents[1].Signal(syscall.SIGCONT); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		defer thaw()
+		declared := f.waitStatus(1, 10*time.Second, "web1 to see web2 down", func(st statusView) error {
+			if st.States["web2"] != "down" {
+				return fmt.Errorf("web2 is %q", st.States["web2"])
+			}
+			return nil
+		})
+		res := f.l.Burst(ctx, srcs, 2, f.l.VIPURL)
+		for _, c := range on2 {
+			if got, err := c.get(deadline); err != nil || got != "web2" {
+				t.Errorf("%s: frozen web2's connection: %q, %v", c.src, got, err)
+			}
+		}
+		thaw()
+		_ = capt.Sync(ctx)
+		rep, _ := capt.Stop()
+		t.Logf("web2's agent frozen, declared down after %v; new connections meanwhile:\n%s", declared.Round(time.Millisecond), res.Table())
+		if len(res.Failures) > 0 {
+			t.Errorf("%d of %d new connections failed while web2's agent was frozen, first: %+v", len(res.Failures), res.Requests, res.Failures[0])
+		}
+		if len(rep.Doubles) > 0 {
+			t.Errorf("%d SYNs answered twice while web2's agent was frozen: %v", len(rep.Doubles), rep.Doubles[0])
+		}
+		switch lab.Engine() {
+		case "kernel":
+			if res.PerNode["web2"] == 0 {
+				t.Error("frozen web2's kernel answered none of its buckets' new connections (its owner table should)")
+			}
+		default:
+			// A user-space engine answers nothing while its agent is
+			// frozen: the others take its buckets over.
+			if res.PerNode["web2"] != 0 {
+				t.Errorf("frozen web2 answered %d new connections with a user-space engine", res.PerNode["web2"])
+			}
+		}
+		f.waitUp(3, 20*time.Second)
+	})
+
 	t.Run("host dead", func(t *testing.T) {
 		conns := rsOpen(t, f.l, srcs)
 		on3 := rsOn(t, conns, "web3")
 		heal := f.cutLink(3)
 		_ = f.agents[2].Kill()
 		f.agents[2] = nil
-		defer heal()
+		healed := false
+		defer func() {
+			if !healed {
+				heal()
+			}
+		}()
 		f.waitUp(2, 10*time.Second)
 		var worst time.Duration
 		for _, c := range on3 {
@@ -216,9 +288,11 @@ func TestResetWindow(t *testing.T) {
 				t.Errorf("%s: reconnect answered by dead web3", c.src)
 			}
 		}
+		heal()
+		healed = true
+		f.startAgent(3, "")
+		f.waitUp(3, 20*time.Second)
 	})
-	f.startAgent(3, "")
-	f.waitUp(3, 20*time.Second)
 
 	t.Run("drained then dead", func(t *testing.T) {
 		conns := rsOpen(t, f.l, srcs)
