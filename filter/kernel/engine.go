@@ -141,7 +141,8 @@ func (e *Engine) Stats() Stats {
 // Apply makes the kernel follow p from the next packet on: new flows of
 // the buckets p.Table gives this node are accepted, and while p.Reset is
 // set, orphaned flows of the buckets in p.Reset that this node owns are
-// reset. Both sets of every family change in one netlink transaction, so no
+// reset. A planned switch (p.Switch) is made by the rules at packet time
+// (switch_linux.go). Both sets of every family change in one netlink transaction, so no
 // packet sees half a plan. It works from any goroutine (the engine's socket
 // stays in the namespace Run started in). Call it after Ready; calls are
 // serialized.
@@ -152,7 +153,7 @@ func (e *Engine) Apply(p plan.Plan) error {
 	if e.nl == nil {
 		return errNotRunning
 	}
-	if err := e.nl.apply(owned, reset); err != nil {
+	if err := e.nl.apply(owned, reset, e.spec.Self, p.Switch); err != nil {
 		return err
 	}
 	e.applied++
@@ -163,13 +164,15 @@ func (e *Engine) Apply(p plan.Plan) error {
 
 // planSets returns, in ascending order, the buckets p has this node answer
 // (owned) and those among them whose orphaned flows it resets (reset).
-// A nil or all-zero table owns nothing; a nil p.Reset resets nothing.
+// A nil or all-zero table owns nothing; a nil p.Reset resets nothing. The
+// buckets of a planned switch's Lose are not owned: the switch chain
+// answers them until the switch time.
 func planSets(p plan.Plan, self uint8) (owned, reset []uint16) {
 	if p.Table == nil || self == 0 {
 		return nil, nil
 	}
 	for b := range table.Buckets {
-		if p.Table[b] != self {
+		if p.Table[b] != self || (p.Switch != nil && p.Switch.Lose.Has(uint16(b))) {
 			continue
 		}
 		owned = append(owned, uint16(b))

@@ -11,6 +11,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/filter/rules"
 )
 
@@ -42,6 +43,7 @@ type netlinkState struct {
 type famState struct {
 	f             family
 	owned, reset  *nftables.Set
+	sw            switchObjs
 	guard, ownedT *nftables.Table
 }
 
@@ -233,11 +235,11 @@ func (st *netlinkState) fill(spec rules.Spec) error {
 		if err := in.guard(vips); err != nil {
 			return err
 		}
-		owned, reset, err := in.owned(vips)
+		owned, reset, sw, err := in.owned(vips)
 		if err != nil {
 			return err
 		}
-		fs.owned, fs.reset = owned, reset
+		fs.owned, fs.reset, fs.sw = owned, reset, sw
 	}
 	if err := st.flush(); err != nil {
 		return fmt.Errorf("install tables %s and %s: %w", rules.GuardTable, rules.OwnedTable, err)
@@ -253,11 +255,15 @@ func (st *netlinkState) flush() error {
 	return st.conn.Flush()
 }
 
-// apply replaces the owned and reset sets of every family in one
-// transaction (flush and refill: the kernel switches generations at the
-// commit, so packets see the old sets or the new ones).
-func (st *netlinkState) apply(owned, reset []uint16) error {
-	for _, fs := range st.fams {
+// apply replaces the owned and reset sets and the planned switch of every
+// family in one transaction (flush and refill: the kernel switches
+// generations at the commit, so packets see the old sets or the new ones).
+func (st *netlinkState) apply(owned, reset []uint16, self uint8, sw *plan.Switch) error {
+	for i := range st.fams {
+		fs := &st.fams[i]
+		if err := st.queueSwitch(fs, self, sw); err != nil {
+			return err
+		}
 		for _, s := range []struct {
 			set     *nftables.Set
 			buckets []uint16
