@@ -323,7 +323,8 @@ func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 // node-state lock across the computation and this call), so the tags always
 // carry the latest state. The tags announce the change's switch time,
 // SwitchLead from now, at which every node moves the buckets it moves
-// (farm/plan). Established flows stay where they are.
+// (farm/plan), except for an application failure. Established flows stay
+// where they are.
 func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	m.mu.Lock()
 	s := m.serf
@@ -332,7 +333,15 @@ func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	if s == nil {
 		return nil // Run puts them in the first tags
 	}
-	if err := s.SetTags(Tags(m.cfg.ID, weight, st, m.switchAt(time.Now()))); err != nil {
+	at := m.switchAt(time.Now())
+	if st == view.StateFailed {
+		// Not a planned move: a node whose application failed must take
+		// no new connection meanwhile (they would fail, not just wait),
+		// so it lets go at once and the others take over after the
+		// handoff delay.
+		at = time.Time{}
+	}
+	if err := s.SetTags(Tags(m.cfg.ID, weight, st, at)); err != nil {
 		return fmt.Errorf("publish state %s, weight %d: %w", st, weight, err)
 	}
 	m.publish()
