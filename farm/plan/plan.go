@@ -204,8 +204,9 @@ func (p Plan) Same(q Plan) bool {
 //     buckets it gains as the others' (they served them meanwhile), so they
 //     are handed over the same way;
 //   - a bucket lost to a live node is still answered until the latest
-//     announced switch time if that is ahead, else let go at once; a
-//     release time once planned is never put off.
+//     announced switch time if that is ahead, else let go at once (and at
+//     once when this node's application failed); a release time once
+//     planned is never put off.
 //
 // # Planned moves without a gap
 //
@@ -288,6 +289,13 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	// The latest switch time announced, as a loser and as a gainer may
 	// honour it.
 	atLose := announced(v.Nodes, nowNS+int64(MaxSwitchAhead))
+	for _, n := range v.Nodes {
+		if n.ID == s.Self && n.Alive && n.State == view.StateFailed {
+			// This node's application failed: new connections to it would
+			// fail, so it lets go at once whatever switch is pending.
+			atLose = 0
+		}
+	}
 	atGain := announced(v.Nodes, nowNS+2*int64(MaxSwitchAhead))
 	if atGain != 0 {
 		atGain += int64(s.SwitchMargin)

@@ -344,6 +344,11 @@ func TestNext(t *testing.T) {
 			gaining(withOwned(serving(2*time.Second, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), fromStopped, 0, 2505*ms), share3), 2505*ms),
 			serving(2100*ms, farm(web1, dead(web2), web3), 0, fromStopped, 32100*ms),
 		}},
+		{"own application failure: let go at once, whatever switch is pending", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			serving(time.Second, farm(state(web1, view.StateFailed), web2, web3, ann(web4, 1500*ms)), 0, 0, -1),
+		}},
 		{"death of the gainer during a pending switch: the release is called off, nothing reset", sw, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(500*ms, three, 0, 0, -1),
