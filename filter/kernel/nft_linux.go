@@ -336,13 +336,13 @@ func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, sw swi
 		case filter.ProtoTCP:
 			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow",
 				l4proto(r.Proto), bareSYN(expr.CmpOpEq), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
-			in.c.AddRule(jumpSwitch(t, ch, append(l4proto(r.Proto), bareSYN(expr.CmpOpEq)...), bucket))
+			in.c.AddRule(in.plannedChain(t, &sw, ch, r.Affinity, append(l4proto(r.Proto), bareSYN(expr.CmpOpEq)...)))
 			in.c.AddRule(rule(t, ch, "reset window: an orphan in a bucket taken over, passed without a conntrack mark",
 				l4proto(r.Proto), bareSYN(expr.CmpOpNeq), bucket, one(inSet(reset)), setMetaMark(resetMark), one(verdict(expr.VerdictAccept))))
 		default:
 			in.c.AddRule(rule(t, ch, "a new flow in a bucket this node owns: this node's flow",
 				l4proto(r.Proto), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
-			in.c.AddRule(jumpSwitch(t, ch, l4proto(r.Proto), bucket))
+			in.c.AddRule(in.plannedChain(t, &sw, ch, r.Affinity, l4proto(r.Proto)))
 		}
 	}
 	return owned, reset, sw, nil

@@ -17,35 +17,45 @@ import (
 // until a time (set "sw_lose") and buckets it answers from a time (set
 // "sw_gain"), decided by each new flow's first packet against nft's meta
 // time, so the switch happens at packet time, not when the agent gets round
-// to a netlink transaction. The rule chains jump to chain "planned" for a
-// new flow whose bucket is not in "owned"; Apply fills the two sets and
-// rewrites the chain's two rules (their times are constants) in the same
-// transaction as the owned set, and empties the chain when no switch is due.
+// to a netlink transaction. Each rule chain (ruleN) jumps, for a new flow
+// its "owned" rule did not take, to its own chain ruleN_planned, whose two
+// rules compute the bucket (with the rule's affinity) and compare the time:
+// the kernel refuses a rule that reads a register it did not write itself
+// (ENODATA), so the bucket cannot be handed over in a register across the
+// jump. Apply fills the two sets and rewrites those rules (their times are
+// constants) in the same transaction as the owned set, and empties the
+// chains when no switch is due, so a packet then costs one jump only.
 const (
-	loseSet     = "sw_lose"
-	gainSet     = "sw_gain"
-	switchChain = "planned"
+	loseSet = "sw_lose"
+	gainSet = "sw_gain"
 	// nftMetaTimeNS is NFT_META_TIME_NS (Linux 5.4): the packet's time,
 	// nanoseconds since the epoch on the wall clock (ktime_get_real_ns), a
 	// u64 in host order. google/nftables v0.3.0 has no MetaKey for it.
 	nftMetaTimeNS = expr.MetaKey(0x1e)
 	// regTime holds the time: NFT_REG_2 (bytes 16..31), clear of the bucket
-	// in NFT_REG_1 that the two rules look up.
+	// in NFT_REG_1 that the rule looks up first (an IP-port key's port,
+	// which shares NFT_REG_2, is no longer needed once hashed).
 	regTime = unix.NFT_REG_2
 )
 
-// switchObjs are one family's switch sets and chain.
+// switchObjs are one family's switch sets and planned chains.
 type switchObjs struct {
 	lose, gain *nftables.Set
-	chain      *nftables.Chain
+	chains     []plannedChain
 }
 
-// switchSets queues the switch sets and the (empty) switch chain of t.
+// plannedChain is the planned chain of one [[rule]] and the affinity its
+// bucket is computed with.
+type plannedChain struct {
+	chain *nftables.Chain
+	aff   filter.Affinity
+}
+
+// switchSets queues the (empty) switch sets of t.
 func (in installer) switchSets(t *nftables.Table) (switchObjs, error) {
 	sw := switchObjs{
-		lose:  bucketSet(t, loseSet, "buckets this node answers until the planned switch time"),
-		gain:  bucketSet(t, gainSet, "buckets this node answers from the planned switch time plus the margin"),
-		chain: in.c.AddChain(&nftables.Chain{Name: switchChain, Table: t}),
+		lose: bucketSet(t, loseSet, "buckets this node answers until the planned switch time"),
+		gain: bucketSet(t, gainSet, "buckets this node answers from the planned switch time plus the margin"),
 	}
 	for _, s := range []*nftables.Set{sw.lose, sw.gain} {
 		if err := in.c.AddSet(s, nil); err != nil {
@@ -55,12 +65,14 @@ func (in installer) switchSets(t *nftables.Table) (switchObjs, error) {
 	return sw, nil
 }
 
-// jumpSwitch is the rule-chain rule that sends a new flow (its bucket left
-// in reg by bucket) to the switch chain; match holds the rule's protocol
-// test (and the bare-SYN test for TCP).
-func jumpSwitch(t *nftables.Table, ch *nftables.Chain, match, bucket []expr.Any) *nftables.Rule {
-	return rule(t, ch, "a planned switch is due: decided by the packet's time",
-		match, bucket, one(&expr.Verdict{Kind: expr.VerdictJump, Chain: switchChain}))
+// plannedChain queues the (empty) planned chain of rule chain ch, records
+// it in sw, and returns the rule of ch that jumps to it; match holds the
+// rule's protocol test (and the bare-SYN test for TCP).
+func (in installer) plannedChain(t *nftables.Table, sw *switchObjs, ch *nftables.Chain, aff filter.Affinity, match []expr.Any) *nftables.Rule {
+	pc := in.c.AddChain(&nftables.Chain{Name: ch.Name + "_planned", Table: t})
+	sw.chains = append(sw.chains, plannedChain{chain: pc, aff: aff})
+	return rule(t, ch, "a planned switch may be due: decided by the packet's time",
+		match, one(&expr.Verdict{Kind: expr.VerdictJump, Chain: pc.Name}))
 }
 
 // packetTime compares the packet's time with at (unix ns): nft compares
@@ -75,7 +87,8 @@ func packetTime(op expr.CmpOp, at int64) []expr.Any {
 }
 
 // queueSwitch queues, for one family, the refill of the switch sets and the
-// rewrite of the switch chain for sw (nil: no switch, empty sets and chain).
+// rewrite of the planned chains for sw (nil: no switch, empty sets and
+// chains).
 func (st *netlinkState) queueSwitch(fs *famState, self uint8, sw *plan.Switch) error {
 	var lose, gain []uint16
 	if sw != nil {
@@ -94,18 +107,18 @@ func (st *netlinkState) queueSwitch(fs *famState, self uint8, sw *plan.Switch) e
 	if err := st.queueSet(fs, fs.sw.gain, gain); err != nil {
 		return err
 	}
-	st.conn.FlushChain(fs.sw.chain)
-	if sw == nil {
-		return nil
-	}
 	t, mine := fs.ownedT, filter.Mark(self)
-	if len(lose) > 0 {
-		st.conn.AddRule(rule(t, fs.sw.chain, "answered until the switch time",
-			one(inSet(fs.sw.lose)), packetTime(expr.CmpOpLt, sw.Until), setCtMark(mine), one(verdict(expr.VerdictAccept))))
-	}
-	if len(gain) > 0 {
-		st.conn.AddRule(rule(t, fs.sw.chain, "answered from the switch time plus the margin",
-			one(inSet(fs.sw.gain)), packetTime(expr.CmpOpGte, sw.From), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+	for _, pc := range fs.sw.chains {
+		st.conn.FlushChain(pc.chain)
+		bucket := fs.f.bucketExprs(pc.aff)
+		if len(lose) > 0 {
+			st.conn.AddRule(rule(t, pc.chain, "answered until the switch time",
+				bucket, one(inSet(fs.sw.lose)), packetTime(expr.CmpOpLt, sw.Until), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+		}
+		if len(gain) > 0 {
+			st.conn.AddRule(rule(t, pc.chain, "answered from the switch time plus the margin",
+				bucket, one(inSet(fs.sw.gain)), packetTime(expr.CmpOpGte, sw.From), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+		}
 	}
 	return nil
 }

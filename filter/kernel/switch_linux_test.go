@@ -92,17 +92,17 @@ func TestEngineSwitchNetns(t *testing.T) {
 			t.Errorf("%s: after the switch time plus the margin, the gained bucket is not answered: %v", c.vip, err)
 		}
 	}
-	out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "planned")
+	out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "meta time") {
-		t.Errorf("the planned chain has no meta time rule:\n%s", out)
+		t.Errorf("the rule1_planned chain has no meta time rule:\n%s", out)
 	}
-	t.Logf("nft list chain ip %s planned:\n%s", rules.OwnedTable, out)
+	t.Logf("nft list chain ip %s rule1_planned:\n%s", rules.OwnedTable, out)
 	// No switch: the chain is empty again.
 	mustApply(t, eng, serve(fill(1), nil))
-	if out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "planned"); err != nil || strings.Contains(out, "meta time") {
-		t.Errorf("the planned chain after a plan without a switch (%v):\n%s", err, out)
+	if out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned"); err != nil || strings.Contains(out, "meta time") {
+		t.Errorf("the rule1_planned chain after a plan without a switch (%v):\n%s", err, out)
 	}
 }
