@@ -785,6 +785,21 @@ func TestPlannedChanges(t *testing.T) {
 		t.Errorf("%d SYNs were answered by two nodes", len(rep.Doubles))
 	}
 
+	// Every plan, planned switches included, must have reached the data
+	// path: an engine that refuses them falls back to the planner's timer.
+	for i := range nodes {
+		b, err := os.ReadFile(l.AgentLogPath(i + 1))
+		if err != nil {
+			t.Errorf("web%d's log: %v", i+1, err)
+			continue
+		}
+		log := string(b)
+		t.Logf("web%d: %d planned switches set", i+1, strings.Count(log, "Planned switch set"))
+		if n := strings.Count(log, "could not follow the plan"); n > 0 {
+			t.Errorf("web%d: %d plans were not applied in full by the engine (see its log)", i+1, n)
+		}
+	}
+
 	longReqs, longFails, reconnects, resets, moved, newReqs, newFails, synRetrans := ld.report(nodes)
 	t.Logf("TOTAL long-lived: %d connections, %d requests, %d failed, %d reconnects, %d reset-like errors, %d answered by another node",
 		len(ld.long), longReqs, longFails, reconnects, resets, moved)
