@@ -142,8 +142,8 @@ func (e *Engine) Stats() Stats {
 // the buckets p.Table gives this node are accepted, and while p.Reset is
 // set, orphaned flows of the buckets in p.Reset that this node owns are
 // reset. A planned switch (p.Switch) is made by the rules at packet time
-// (switch_linux.go). Both sets of every family change in one netlink transaction, so no
-// packet sees half a plan. It works from any goroutine (the engine's socket
+// (switch_linux.go). The sets of every family change in one netlink
+// transaction, so no packet sees half a plan. It works from any goroutine (the engine's socket
 // stays in the namespace Run started in). Call it after Ready; calls are
 // serialized.
 func (e *Engine) Apply(p plan.Plan) error {

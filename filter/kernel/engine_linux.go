@@ -230,16 +230,16 @@ func (st *netlinkState) fill(spec rules.Spec) error {
 	}
 	for i := range st.fams {
 		fs := &st.fams[i]
-		in := installer{c: st.conn, spec: spec, f: fs.f}
+		in := installer{c: st.conn, spec: spec, f: fs.f, sw: &fs.sw}
 		vips := fs.f.vips(spec)
 		if err := in.guard(vips); err != nil {
 			return err
 		}
-		owned, reset, sw, err := in.owned(vips)
+		owned, reset, err := in.owned(vips)
 		if err != nil {
 			return err
 		}
-		fs.owned, fs.reset, fs.sw = owned, reset, sw
+		fs.owned, fs.reset = owned, reset
 	}
 	if err := st.flush(); err != nil {
 		return fmt.Errorf("install tables %s and %s: %w", rules.GuardTable, rules.OwnedTable, err)

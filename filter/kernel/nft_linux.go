@@ -239,6 +239,7 @@ type installer struct {
 	c    *nftables.Conn
 	spec rules.Spec
 	f    family
+	sw   *switchObjs // filled by owned: the planned switch's sets and chains
 }
 
 // guard queues the replacement of the family's GuardTable: deleted (if
@@ -284,21 +285,21 @@ func (in installer) guard(vips []netip.Addr) error {
 // owned queues the contents of the family's OwnedTable (created before,
 // with the owner flag, on the engine's socket), with empty bucket sets.
 // It returns the bucket sets, which Apply refills.
-func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, sw switchObjs, err error) {
+func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, err error) {
 	t := &nftables.Table{Name: rules.OwnedTable, Family: in.f.family}
 	vipSet := &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
 	if err := in.c.AddSet(vipSet, addrElems(vips)); err != nil {
-		return nil, nil, sw, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
+		return nil, nil, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
 	}
 	owned = bucketSet(t, ownedSet, "buckets this node answers (jhash ... mod 4096 seed 0x6661726d)")
 	reset = bucketSet(t, takeoverSet, "buckets taken over whose orphaned flows are reset (reset window)")
 	for _, s := range []*nftables.Set{owned, reset} {
 		if err := in.c.AddSet(s, nil); err != nil {
-			return nil, nil, sw, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
+			return nil, nil, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
 		}
 	}
-	if sw, err = in.switchSets(t); err != nil {
-		return nil, nil, sw, err
+	if err := in.switchSets(t); err != nil {
+		return nil, nil, err
 	}
 	accept := nftables.ChainPolicyAccept
 	pre := in.c.AddChain(&nftables.Chain{Name: "pre", Table: t, Type: nftables.ChainTypeFilter,
@@ -325,7 +326,7 @@ func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, sw swi
 		proto := filter.ProtoName(r.Proto)
 		ps := &nftables.Set{Table: t, Name: name + "_ports", KeyType: nftables.TypeInetService, Interval: true, Constant: true}
 		if err := in.c.AddSet(ps, portElems(r.Ports)); err != nil {
-			return nil, nil, sw, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
+			return nil, nil, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
 		}
 		ch := in.c.AddChain(&nftables.Chain{Name: name, Table: t})
 		// goto: a port of several rules is decided by the first, as filter.Decider does.
@@ -336,14 +337,14 @@ func (in installer) owned(vips []netip.Addr) (owned, reset *nftables.Set, sw swi
 		case filter.ProtoTCP:
 			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow",
 				l4proto(r.Proto), bareSYN(expr.CmpOpEq), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
-			in.c.AddRule(in.plannedChain(t, &sw, ch, r.Affinity, append(l4proto(r.Proto), bareSYN(expr.CmpOpEq)...)))
+			in.c.AddRule(in.plannedChain(t, ch, r.Affinity, append(l4proto(r.Proto), bareSYN(expr.CmpOpEq)...)))
 			in.c.AddRule(rule(t, ch, "reset window: an orphan in a bucket taken over, passed without a conntrack mark",
 				l4proto(r.Proto), bareSYN(expr.CmpOpNeq), bucket, one(inSet(reset)), setMetaMark(resetMark), one(verdict(expr.VerdictAccept))))
 		default:
 			in.c.AddRule(rule(t, ch, "a new flow in a bucket this node owns: this node's flow",
 				l4proto(r.Proto), bucket, one(inSet(owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
-			in.c.AddRule(in.plannedChain(t, &sw, ch, r.Affinity, l4proto(r.Proto)))
+			in.c.AddRule(in.plannedChain(t, ch, r.Affinity, l4proto(r.Proto)))
 		}
 	}
-	return owned, reset, sw, nil
+	return owned, reset, nil
 }

@@ -51,26 +51,26 @@ type plannedChain struct {
 	aff   filter.Affinity
 }
 
-// switchSets queues the (empty) switch sets of t.
-func (in installer) switchSets(t *nftables.Table) (switchObjs, error) {
-	sw := switchObjs{
+// switchSets queues the (empty) switch sets of t, recorded in in.sw.
+func (in installer) switchSets(t *nftables.Table) error {
+	*in.sw = switchObjs{
 		lose: bucketSet(t, loseSet, "buckets this node answers until the planned switch time"),
 		gain: bucketSet(t, gainSet, "buckets this node answers from the planned switch time plus the margin"),
 	}
-	for _, s := range []*nftables.Set{sw.lose, sw.gain} {
+	for _, s := range []*nftables.Set{in.sw.lose, in.sw.gain} {
 		if err := in.c.AddSet(s, nil); err != nil {
-			return switchObjs{}, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
+			return fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
 		}
 	}
-	return sw, nil
+	return nil
 }
 
 // plannedChain queues the (empty) planned chain of rule chain ch, records
-// it in sw, and returns the rule of ch that jumps to it; match holds the
+// it in in.sw, and returns the rule of ch that jumps to it; match holds the
 // rule's protocol test (and the bare-SYN test for TCP).
-func (in installer) plannedChain(t *nftables.Table, sw *switchObjs, ch *nftables.Chain, aff filter.Affinity, match []expr.Any) *nftables.Rule {
+func (in installer) plannedChain(t *nftables.Table, ch *nftables.Chain, aff filter.Affinity, match []expr.Any) *nftables.Rule {
 	pc := in.c.AddChain(&nftables.Chain{Name: ch.Name + "_planned", Table: t})
-	sw.chains = append(sw.chains, plannedChain{chain: pc, aff: aff})
+	in.sw.chains = append(in.sw.chains, plannedChain{chain: pc, aff: aff})
 	return rule(t, ch, "a planned switch may be due: decided by the packet's time",
 		match, one(&expr.Verdict{Kind: expr.VerdictJump, Chain: pc.Name}))
 }
