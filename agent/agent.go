@@ -161,7 +161,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: log, engine: d.Engine, vip: d.VIP, flows: d.Flows,
-		settings: plan.Settings{Self: self, HandoffDelay: cfg.Gossip.HandoffDelay.Duration, ResetWindow: cfg.Filter.ResetWindow.Duration},
+		settings: plan.Settings{Self: self, HandoffDelay: cfg.Gossip.HandoffDelay.Duration, ResetWindow: cfg.Filter.ResetWindow.Duration,
+			SwitchMargin: cfg.Gossip.SwitchMargin.Duration},
 		events:   events.NewRing(0, log.With("component", "events")),
 		tasks:    newTasks(),
 		kick:     make(chan struct{}, 1),
@@ -185,6 +186,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 		Bind: cfg.Gossip.Bind, Advertise: cfg.Gossip.Advertise, Join: cfg.Gossip.Join, Key: key,
 		RetryInterval: cfg.Gossip.RetryInterval.Duration,
 		ProbeInterval: cfg.Gossip.ProbeInterval.Duration, ProbeTimeout: cfg.Gossip.ProbeTimeout.Duration,
+		SwitchLead:    cfg.Gossip.SwitchLead.Duration,
 		SuspicionMult: cfg.Gossip.SuspicionMult,
 		Remembered:    remembered,
 		Bootstrap:     cfg.Gossip.Bootstrap,

@@ -20,6 +20,10 @@ func (a *Agent) kickPlanner() {
 // planLoop is the only place that plans and applies: it recomputes the plan
 // when the view changes, when the plan said it would change by itself, and
 // when the node starts leaving, and hands every changed plan to the engine.
+// Its timer is never what moves a bucket between live nodes at the right
+// moment: a plan carries its planned switch (plan.Switch) and the engine
+// makes it at packet time; the timer only brings the plain plan after it,
+// so a late timer delays nothing but housekeeping.
 // It holds no lock while the engine runs nft, so a slow nft stalls neither
 // gossip nor the API, and its one timer stops with it.
 func (a *Agent) planLoop(ctx context.Context) error {
@@ -78,6 +82,16 @@ func (a *Agent) logPlan(prev, next plan.Plan) {
 		} else if next.Why != "" {
 			a.log.Info("Serving nobody.", "why", next.Why)
 		}
+	}
+	if sw := next.Switch; sw != nil && (prev.Switch == nil || *prev.Switch != *sw) {
+		attrs := []any{"releasing", sw.Lose.Len(), "gaining", sw.Gain.Len()}
+		if sw.Lose.Len() > 0 {
+			attrs = append(attrs, "stop_at", time.Unix(0, sw.Until).UTC().Format(time.StampMicro))
+		}
+		if sw.Gain.Len() > 0 {
+			attrs = append(attrs, "start_at", time.Unix(0, sw.From).UTC().Format(time.StampMicro))
+		}
+		a.log.Info("Planned switch set: the data path moves these buckets at packet time.", attrs...)
 	}
 	if next.Reset != nil && !next.ResetUntil.Equal(prev.ResetUntil) {
 		a.log.Info("Resetting the dead node's orphaned connections.", "buckets", next.Reset.Len(),

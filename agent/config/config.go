@@ -84,6 +84,20 @@ type Gossip struct {
 	// previous owner has surely let go: no SYN is answered twice. Clients
 	// whose SYN falls in the gap retransmit it. Default 300ms.
 	HandoffDelay Duration `toml:"handoff_delay"`
+	// SwitchLead is how far ahead a node announces the switch time of its
+	// own planned changes (join, start, stop, drain, weight), so every node
+	// hears of the change before it takes effect and the buckets it moves
+	// go over at that time without the handoff delay's gap. A node that
+	// hears after the switch time falls back to the handoff delay. It
+	// should exceed handoff_delay plus gossip's spread. 0 announces nothing.
+	// Default 500ms.
+	SwitchLead Duration `toml:"switch_lead"`
+	// SwitchMargin is how long after the switch time the gaining node
+	// starts, while the losing node stops at the switch time: it must cover
+	// the skew between the nodes' clocks (NTP-synchronized), or both answer
+	// the SYNs in between. New connections in the margin plus the skew
+	// retransmit their SYN. Default 5ms.
+	SwitchMargin Duration `toml:"switch_margin"`
 	// Witness is an address (ip or ip:port) a node that lost its peers must
 	// still reach to keep serving; it breaks ties in even splits.
 	Witness string `toml:"witness"`

@@ -26,6 +26,12 @@ const (
 	// DefaultHandoffDelay covers gossip's spread to every node with a
 	// wide margin (typically under 100 ms in a LAN).
 	DefaultHandoffDelay = 300 * time.Millisecond
+	// DefaultSwitchLead leaves gossip 200 ms past the handoff delay to
+	// reach every node before a planned switch.
+	DefaultSwitchLead = 500 * time.Millisecond
+	// DefaultSwitchMargin covers NTP-synchronized clocks on a LAN (skews
+	// of a millisecond or less) with room.
+	DefaultSwitchMargin = 5 * time.Millisecond
 	// DefaultDrainTimeout ends a drain whose clients keep connections open
 	// for ever (long polling, websockets).
 	DefaultDrainTimeout = 5 * time.Minute
@@ -120,6 +126,8 @@ func (c *Config) applyDefaults(set given) {
 	fill(&g.ProbeTimeout, Duration{DefaultProbeTimeout}, set, "gossip", "probe_timeout")
 	fill(&g.SuspicionMult, DefaultSuspicionMult, set, "gossip", "suspicion_mult")
 	fill(&g.HandoffDelay, Duration{DefaultHandoffDelay}, set, "gossip", "handoff_delay")
+	fill(&g.SwitchLead, Duration{DefaultSwitchLead}, set, "gossip", "switch_lead")
+	fill(&g.SwitchMargin, Duration{DefaultSwitchMargin}, set, "gossip", "switch_margin")
 
 	for i := range c.VIP {
 		fill(&c.VIP[i].Mode, vip.ModeVMAC.String(), set, "vip", i, "mode")

@@ -61,6 +61,7 @@ action = "stop"
 		Gossip: Gossip{
 			Bind: "10.0.0.11:7946", KeyFile: "/etc/farm/gossip.key",
 			RetryInterval: ms(2000), ProbeInterval: ms(100), ProbeTimeout: ms(50), SuspicionMult: 2, HandoffDelay: ms(300),
+			SwitchLead: ms(500), SwitchMargin: ms(5),
 		},
 		VIP:    []VIP{{Address: "10.0.0.100", Interface: "eth0", Mode: "vmac"}},
 		Rule:   []Rule{{Proto: "tcp", Ports: "80", Affinity: "ip"}},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/webfarm/farm/checkers"
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/vip"
@@ -129,6 +130,12 @@ func (c *Config) validateGossip(p *problems) {
 	}
 	if d := g.HandoffDelay.Duration; d < 0 || d > time.Minute {
 		p.add("gossip.handoff_delay", "%s is out of range 0..1m", d)
+	}
+	if d := g.SwitchLead.Duration; d < 0 || d > plan.MaxSwitchAhead {
+		p.add("gossip.switch_lead", "%s is out of range 0..%s", d, plan.MaxSwitchAhead)
+	}
+	if d := g.SwitchMargin.Duration; d < 0 || d > time.Second {
+		p.add("gossip.switch_margin", "%s is out of range 0..1s", d)
 	}
 	if g.Witness != "" {
 		if _, err := netip.ParseAddr(g.Witness); err != nil {

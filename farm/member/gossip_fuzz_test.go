@@ -31,6 +31,9 @@ func FuzzNodeFromTags(f *testing.F) {
 	f.Add("x", "y", true, false, "+7", "007", "UP", "st", "stopped")
 	f.Add("x", "y", true, false, "0x10", "1e3", "failed\x00", "w", "")
 	f.Add("x", "y", true, false, " 1", "18446744073709551616", "down", "", "")
+	f.Add("x", "y", true, false, "3", "100", "up", "sw", "1764582000123")
+	f.Add("x", "y", true, false, "3", "100", "up", "sw", "-5")
+	f.Add("x", "y", true, false, "3", "100", "up", "sw", "99999999999999999999")
 	f.Fuzz(func(t *testing.T, name, addr string, alive, left bool, id, weight, state, k, v string) {
 		tags := map[string]string{tagID: id, tagWeight: weight, tagState: state}
 		if k != "" {
@@ -49,6 +52,9 @@ func FuzzNodeFromTags(f *testing.F) {
 		if got, err := strconv.ParseUint(tags[tagWeight], 10, 32); n.Weight != 0 && (err != nil || got != uint64(n.Weight)) {
 			t.Fatalf("weight %d from tag %q", n.Weight, tags[tagWeight])
 		}
+		if n.SwitchAt < 0 || n.SwitchAt/int64(time.Millisecond) > maxSwitchMS || (n.SwitchAt != 0 && (len(tags[tagSwitch]) > maxSwitchTagLen || n.SwitchAt%int64(time.Millisecond) != 0)) {
+			t.Fatalf("switch time %d from tag %q", n.SwitchAt, tags[tagSwitch])
+		}
 		if !alive && n.State != view.StateDown {
 			t.Fatalf("a node serf sees failed is %q, want down", n.State)
 		}
@@ -66,13 +72,21 @@ func FuzzNodeFromTags(f *testing.F) {
 		if u, err := strconv.ParseUint(weight, 10, 32); err == nil {
 			w = uint32(u)
 		}
-		back := nodeFromTags(name, addr, true, false, Tags(wid, w, view.State(state)))
+		var at time.Time
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && ms <= maxSwitchMS {
+			at = time.UnixMilli(ms)
+		}
+		back := nodeFromTags(name, addr, true, false, Tags(wid, w, view.State(state), at))
 		wantID := wid
 		if wid > table.MaxID {
 			wantID = 0
 		}
-		if back.ID != wantID || back.Weight != w || back.State != view.State(state) {
-			t.Fatalf("Tags(%d, %d, %q) reads back as %+v", wid, w, state, back)
+		var wantAt int64
+		if !at.IsZero() {
+			wantAt = at.UnixNano()
+		}
+		if back.ID != wantID || back.Weight != w || back.State != view.State(state) || back.SwitchAt != wantAt {
+			t.Fatalf("Tags(%d, %d, %q, %v) reads back as %+v", wid, w, state, at, back)
 		}
 	})
 }

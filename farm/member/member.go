@@ -50,6 +50,11 @@ type Config struct {
 	// JoinGrace is how long a node with a join list waits for a peer before
 	// it counts on what it remembers (or bootstraps); 0 means 5 s.
 	JoinGrace time.Duration
+	// SwitchLead is how far ahead this node announces the switch time of
+	// its own changes (join, start, stop, drain, weight) in its tags, so
+	// every node hears of the change before it takes effect (farm/plan);
+	// 0 announces none (every move then waits for the handoff delay).
+	SwitchLead time.Duration
 	// OnInfo returns what this node tells the others about itself (its
 	// flows, checkers, frames seen), at most InfoLimit bytes; nil answers
 	// nothing.
@@ -123,7 +128,9 @@ func (m *Membership) serfConfig(events chan serf.Event) (*serf.Config, error) {
 	sc := serf.DefaultConfig()
 	sc.NodeName = m.cfg.Name
 	m.mu.Lock()
-	sc.Tags = m.tags(m.cfg.Weight, m.state)
+	// A joining node announces its arrival: the others keep its share
+	// until the switch time, and it starts then (farm/plan).
+	sc.Tags = m.tags(m.cfg.Weight, m.state, m.switchAt(time.Now()))
 	m.mu.Unlock()
 	sc.EventCh = events
 	sc.Logger = newSerfLogger(m.log)
@@ -339,7 +346,10 @@ func (m *Membership) joinLoop(ctx context.Context, s *serf.Serf) {
 // SetLocal changes this node's advertised state and weight; every node
 // recomputes its table. Callers serialize their calls (the agent holds its
 // node-state lock across the computation and this call), so the tags always
-// carry the latest state. Established flows stay where they are.
+// carry the latest state. The tags announce the change's switch time,
+// SwitchLead from now, at which every node moves the buckets it moves
+// (farm/plan), except for an application failure. Established flows stay
+// where they are.
 func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	m.mu.Lock()
 	s := m.serf
@@ -348,11 +358,29 @@ func (m *Membership) SetLocal(st view.State, weight uint32) error {
 	if s == nil {
 		return nil // Run puts them in the first tags
 	}
-	if err := s.SetTags(m.tags(weight, st)); err != nil {
+	at := m.switchAt(time.Now())
+	if st == view.StateFailed {
+		// Not a planned move: a node whose application failed must take
+		// no new connection meanwhile (they would fail, not just wait),
+		// so it lets go at once and the others take over after the
+		// handoff delay.
+		at = time.Time{}
+	}
+	if err := s.SetTags(m.tags(weight, st, at)); err != nil {
 		return fmt.Errorf("publish state %s, weight %d: %w", st, weight, err)
 	}
 	m.publish()
 	return nil
+}
+
+// switchAt is the switch time this node announces for a change it makes
+// now: SwitchLead ahead, long enough for gossip to reach every node first.
+// Zero (none) without a lead.
+func (m *Membership) switchAt(now time.Time) time.Time {
+	if m.cfg.SwitchLead <= 0 {
+		return time.Time{}
+	}
+	return now.Add(m.cfg.SwitchLead)
 }
 
 // View returns the latest view.

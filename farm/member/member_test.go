@@ -57,7 +57,7 @@ func startNode(t *testing.T, name string, id uint8, key []byte, join []string) (
 	n.m = New(Config{
 		Name: name, ID: id, Weight: 100, Bind: bind, Join: join, Key: key,
 		RetryInterval: 100 * time.Millisecond, ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond,
-		SuspicionMult: 2,
+		SuspicionMult: 2, SwitchLead: 500 * time.Millisecond,
 		OnAction: func(a string) error {
 			n.mu.Lock()
 			defer n.mu.Unlock()
@@ -139,12 +139,33 @@ func TestMembershipOnLoopback(t *testing.T) {
 		t.Fatalf("unknown node: got %v", err)
 	}
 
+	// b's application fails: not a planned move, nothing announced.
+	if err := b.m.SetLocal(view.StateFailed, 100); err != nil {
+		t.Fatal(err)
+	}
+	switchOf := func(v view.View, name string) (view.State, int64) {
+		for _, n := range v.Nodes {
+			if n.Name == name {
+				return n.State, n.SwitchAt
+			}
+		}
+		return "", -1
+	}
+	waitFor(t, 5*time.Second, "a to see b failed, announcing no switch time", func() bool {
+		st, at := switchOf(a.View(), "b")
+		return st == view.StateFailed && at == 0
+	})
+	// b stops: a planned move, announced SwitchLead ahead in b's tags.
+	stopAt := time.Now()
 	if err := b.m.SetLocal(view.StateStopped, 100); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "a to own everything while b is stopped", func() bool {
 		return a.View().Shares[1] == 4096
 	})
+	if _, at := switchOf(a.View(), "b"); at < stopAt.Add(400*time.Millisecond).UnixNano() || at > time.Now().Add(500*time.Millisecond).UnixNano() {
+		t.Errorf("b's stop announced switch time %v, want about 500ms after %v", time.Unix(0, at), stopAt)
+	}
 	b.cancel() // b leaves gracefully
 	waitFor(t, 10*time.Second, "a to see b gone and keep quorum", func() bool {
 		v := a.View()

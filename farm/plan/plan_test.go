@@ -61,8 +61,14 @@ type step struct {
 	// wake is the expected wake-up, relative to t0; -1 = none.
 	wake time.Duration
 	// host is what the probe found at every dead node's address; the zero
-	// value means HostGone, the usual case.
-	host Host
+	// value means HostGone, the usual case. fenced counts the buckets
+	// withheld from a dead node whose host may still answer them.
+	host   Host
+	fenced int
+	// releasing counts the buckets still answered though the farm gave
+	// them away; until and from, when not 0, are the Switch's times.
+	releasing   int
+	until, from time.Duration
 }
 
 func run(t *testing.T, s Settings, steps []step) {
@@ -112,8 +118,36 @@ func run(t *testing.T, s Settings, steps []step) {
 		case st.wake >= 0 && !wake.Equal(t0.Add(st.wake)):
 			t.Errorf("step %d: wake at %v, want +%v", i, wake.Sub(t0), st.wake)
 		}
-		if next.Serving && next.Pending.Count()+next.Owned(s.Self) != farmOwned {
-			t.Errorf("step %d: answered %d + pending %d != farm share %d", i, next.Owned(s.Self), next.Pending.Count(), farmOwned)
+		if got := next.Releasing.Count(); got != st.releasing {
+			t.Errorf("step %d: %d buckets releasing, want %d", i, got, st.releasing)
+		}
+		if (next.Switch != nil) != (st.pending+st.releasing > 0) {
+			t.Errorf("step %d: switch %v with %d pending and %d releasing", i, next.Switch != nil, st.pending, st.releasing)
+		}
+		if sw := next.Switch; sw != nil {
+			if st.until != 0 && sw.Until != t0.Add(st.until).UnixNano() {
+				t.Errorf("step %d: switch until +%v, want +%v", i, time.Unix(0, sw.Until).Sub(t0), st.until)
+			}
+			if st.from != 0 && sw.From != t0.Add(st.from).UnixNano() {
+				t.Errorf("step %d: switch from +%v, want +%v", i, time.Unix(0, sw.From).Sub(t0), st.from)
+			}
+			if sw.Lose.Len() != st.releasing || sw.Gain.Len() != st.pending {
+				t.Errorf("step %d: switch loses %d gains %d", i, sw.Lose.Len(), sw.Gain.Len())
+			}
+		}
+		fenced := 0
+		if next.Fenced != nil {
+			for _, f := range next.Fenced {
+				if f != 0 {
+					fenced++
+				}
+			}
+		}
+		if fenced != st.fenced {
+			t.Errorf("step %d: %d buckets fenced, want %d", i, fenced, st.fenced)
+		}
+		if next.Serving && next.Pending.Count()+fenced+next.Owned(s.Self)-next.Releasing.Count() != farmOwned {
+			t.Errorf("step %d: answered %d - releasing %d + pending %d != farm share %d", i, next.Owned(s.Self), next.Releasing.Count(), next.Pending.Count(), farmOwned)
 		}
 		p = next
 	}
@@ -155,11 +189,23 @@ func TestNext(t *testing.T) {
 	fromStopped := moved(three, web2Stopped, 2, 1)
 	gainedByWeight := moved(three, web1Heavy, 2, 1) + moved(three, web1Heavy, 3, 1)
 	ms := time.Millisecond
+	// ann is n announcing a switch at t0+at.
+	ann := func(n view.Node, at time.Duration) view.Node {
+		return with(n, func(n *view.Node) { n.SwitchAt = t0.Add(at).UnixNano() })
+	}
+	sw := Settings{Self: 1, HandoffDelay: 300 * ms, ResetWindow: 30 * time.Second, SwitchMargin: 5 * ms}
+	share3 := shareOf(1, web1, web2, web3)
+	web4Joins := farm(web1, web2, web3, ann(web4, 1500*ms))
+	lostToWeb4 := moved(three, web4Joins, 1, 4)
+	releasing := func(s step, n int, until time.Duration) step { s.releasing, s.until = n, until; return s }
+	gaining := func(s step, from time.Duration) step { s.from = from; return s }
 	serving := func(at time.Duration, v view.View, pending, reset int, wake time.Duration) step {
 		return step{at: at, in: Input{View: v}, serving: true, owned: -1, pending: pending, reset: reset, wake: wake}
 	}
 	withOwned := func(s step, owned int) step { s.owned = owned; return s }
 	hostIs := func(h Host, s step) step { s.host = h; return s }
+	// fencing: the step's pending count is really the fenced one.
+	fencing := func(s step) step { s.fenced, s.pending = s.pending, 0; return s }
 
 	tests := []struct {
 		name  string
@@ -202,14 +248,14 @@ func TestNext(t *testing.T) {
 		{"dead, host not probed yet: withheld without a deadline, then taken", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
-			withOwned(hostIs(probing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			fencing(withOwned(hostIs(probing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3))),
 			serving(2*time.Second+10*ms, web2Dead, 0, fromWeb2, 32*time.Second+10*ms),
 		}},
 		{"dead but its agent still holds its port (frozen): withheld until it answers gossip again", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
-			withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
-			withOwned(hostIs(HostServing, serving(3*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			fencing(withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3))),
+			fencing(withOwned(hostIs(HostServing, serving(3*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3))),
 			// It thaws: nothing moved, nothing to hand back.
 			serving(4*time.Second, three, 0, 0, -1),
 		}},
@@ -221,14 +267,14 @@ func TestNext(t *testing.T) {
 		{"frozen, then its host is gone: taken and reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
-			withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3)),
+			fencing(withOwned(hostIs(HostServing, serving(2*time.Second, web2Dead, fromWeb2, 0, -1)), shareOf(1, web1, web2, web3))),
 			serving(5*time.Second, web2Dead, 0, fromWeb2, 35*time.Second),
 		}},
 		{"death during a handoff, host not probed yet: fenced, then taken", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
 			withOwned(serving(2*time.Second, web2Stopped, fromStopped, 0, 2*time.Second+300*ms), shareOf(1, web1, web2, web3)),
-			withOwned(hostIs(probing, serving(2*time.Second+100*ms, farm(web1, dead(web2), web3), fromStopped, 0, -1)), shareOf(1, web1, web2, web3)),
+			fencing(withOwned(hostIs(probing, serving(2*time.Second+100*ms, farm(web1, dead(web2), web3), fromStopped, 0, -1)), shareOf(1, web1, web2, web3))),
 			hostIs(HostAgentGone, serving(2*time.Second+150*ms, farm(web1, dead(web2), web3), 0, 0, -1)),
 		}},
 		{"drained, then dead: the flows it kept are reset", settings, []step{
@@ -336,6 +382,86 @@ func TestNext(t *testing.T) {
 			serving(10*time.Second, farm(web1, dead(web2), dead(web3), web4), 0,
 				moved(farm(web1, web2, web3, web4), farm(web1, dead(web2), web3, web4), 2, 1)+
 					moved(farm(web1, dead(web2), web3, web4), farm(web1, dead(web2), dead(web3), web4), 3, 1), 40*time.Second),
+		}},
+		// Planned moves with an announced switch time (gossip.switch_lead).
+		{"announced stop of a peer: taken at the switch time plus the margin", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2*time.Second, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), fromStopped, 0, 2505*ms), share3), 2505*ms),
+			// The plain plan once the switch is past (the engines switched
+			// at packet time already).
+			serving(2505*ms, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), 0, 0, -1),
+		}},
+		{"own announced drain: answered until the switch time", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			releasing(withOwned(serving(2*time.Second, farm(ann(state(web1, view.StateDraining), 2500*ms), web2, web3), 0, 0, 2500*ms), share3), share3, 2500*ms),
+			// Another view change meanwhile keeps the release time.
+			releasing(withOwned(serving(2100*ms, farm(ann(state(web1, view.StateDraining), 2500*ms), web2, web3), 0, 0, 2500*ms), share3), share3, 2500*ms),
+			withOwned(serving(2500*ms, farm(ann(state(web1, view.StateDraining), 2500*ms), web2, web3), 0, 0, -1), 0),
+		}},
+		{"own announced start: the gains come at the switch time plus the margin", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, web1Draining, 0, 0, -1),
+			gaining(withOwned(serving(2*time.Second, farm(ann(web1, 2500*ms), web2, web3), share3, 0, 2505*ms), 0), 2505*ms),
+			serving(2505*ms, farm(ann(web1, 2500*ms), web2, web3), 0, 0, -1),
+		}},
+		{"own announced weight change: gains at the switch time plus the margin", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2*time.Second, farm(ann(weight(web1, 200), 2500*ms), web2, web3), gainedByWeight, 0, 2505*ms), share3), 2505*ms),
+			serving(2505*ms, farm(ann(weight(web1, 200), 2500*ms), web2, web3), 0, 0, -1),
+		}},
+		{"a peer's announced join: losses answered until the switch time", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			releasing(withOwned(serving(time.Second, web4Joins, 0, 0, 1500*ms), share3), lostToWeb4, 1500*ms),
+			// A later announcement does not put the release off.
+			releasing(withOwned(serving(1200*ms, farm(web1, web2, web3, ann(web4, 1900*ms)), 0, 0, 1500*ms), share3), lostToWeb4, 1500*ms),
+			serving(1500*ms, web4Joins, 0, 0, -1),
+		}},
+		{"a loser that hears after the switch time lets go at once", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			serving(1600*ms, web4Joins, 0, 0, -1),
+		}},
+		{"a gainer that hears late waits for the handoff delay", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2600*ms, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), fromStopped, 0, 2900*ms), share3), 2900*ms),
+			serving(2900*ms, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), 0, 0, -1),
+		}},
+		{"a gainer that hears close to the switch time waits for the handoff delay", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2400*ms, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), fromStopped, 0, 2700*ms), share3), 2700*ms),
+		}},
+		{"an announcement too far ahead is ignored by a loser", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			serving(time.Second, farm(web1, web2, web3, ann(web4, time.Hour)), 0, 0, -1),
+		}},
+		{"an announcement too far ahead is ignored by a gainer", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2*time.Second, farm(web1, ann(state(web2, view.StateStopped), time.Hour), web3), fromStopped, 0, 2300*ms), share3), 2300*ms),
+		}},
+		{"death of the loser during a pending switch: taken at once and reset", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			gaining(withOwned(serving(2*time.Second, farm(web1, ann(state(web2, view.StateStopped), 2500*ms), web3), fromStopped, 0, 2505*ms), share3), 2505*ms),
+			serving(2100*ms, farm(web1, dead(web2), web3), 0, fromStopped, 32100*ms),
+		}},
+		{"own application failure: let go at once, whatever switch is pending", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			serving(time.Second, farm(state(web1, view.StateFailed), web2, web3, ann(web4, 1500*ms)), 0, 0, -1),
+		}},
+		{"death of the gainer during a pending switch: the release is called off, nothing reset", sw, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(500*ms, three, 0, 0, -1),
+			releasing(withOwned(serving(time.Second, web4Joins, 0, 0, 1500*ms), share3), lostToWeb4, 1500*ms),
+			serving(1200*ms, farm(web1, web2, web3, dead(web4)), 0, 0, -1),
 		}},
 	}
 	for _, tt := range tests {

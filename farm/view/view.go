@@ -48,6 +48,11 @@ type Node struct {
 	// majority (dynamic quorum), so a farm can lose nodes one after another
 	// down to the last one (plus the witness for the last two).
 	Excluded bool
+	// SwitchAt is the switch time (unix ns; 0 for none) the node announced
+	// with its latest change of state or weight: every node keeps the old
+	// table for the buckets that change moves until then (farm/plan). Read
+	// from the node's tags: untrusted, bounded there and by the planner.
+	SwitchAt int64
 }
 
 // View is a snapshot of the farm from this node: the members, the owner table

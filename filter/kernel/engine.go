@@ -176,8 +176,11 @@ func (e *Engine) Stats() Stats {
 // Apply makes the kernel follow p from the next packet on: new flows of
 // the buckets p.Table gives this node are accepted, and while p.Reset is
 // set, orphaned flows of the buckets in p.Reset that this node owns are
-// reset; buckets it stops owning are held (see holdings). The sets of every
-// family change in one netlink transaction, so no packet sees half a plan. It works from any goroutine (the engine's socket
+// reset; buckets it stops owning are held (see holdings). A planned switch
+// (p.Switch) is made by the rules at packet time (switch_linux.go); its
+// gains are in the set mine already, so the raw chain lets them through.
+// The sets of every family change in one netlink transaction, so no packet
+// sees half a plan. It works from any goroutine (the engine's socket
 // stays in the namespace Run started in). Call it after Ready; calls are
 // serialized.
 func (e *Engine) Apply(p plan.Plan) error {
@@ -188,8 +191,11 @@ func (e *Engine) Apply(p plan.Plan) error {
 		return errNotRunning
 	}
 	next := e.hold // a copy: kept only if the kernel took the plan
-	next.setOwned(owned, time.Now())
-	if err := e.nl.apply(owned, reset, next.mine()); err != nil {
+	// A planned switch's gains count as owned for the holdings: the rules
+	// answer them from the switch time on, before the planner's next plan
+	// owns them, and a flow they start must be held if they are called off.
+	next.setOwned(withGains(owned, p.Switch), time.Now())
+	if err := e.nl.apply(owned, reset, next.mine(), e.spec.Self, p.Switch); err != nil {
 		return err
 	}
 	e.hold = next
@@ -201,13 +207,15 @@ func (e *Engine) Apply(p plan.Plan) error {
 
 // planSets returns, in ascending order, the buckets p has this node answer
 // (owned) and those among them whose orphaned flows it resets (reset).
-// A nil or all-zero table owns nothing; a nil p.Reset resets nothing.
+// A nil or all-zero table owns nothing; a nil p.Reset resets nothing. The
+// buckets of a planned switch's Lose are not owned: the switch chain
+// answers them until the switch time.
 func planSets(p plan.Plan, self uint8) (owned, reset []uint16) {
 	if p.Table == nil || self == 0 {
 		return nil, nil
 	}
 	for b := range table.Buckets {
-		if p.Table[b] != self {
+		if p.Table[b] != self || (p.Switch != nil && p.Switch.Lose.Has(uint16(b))) {
 			continue
 		}
 		owned = append(owned, uint16(b))
@@ -216,4 +224,24 @@ func planSets(p plan.Plan, self uint8) (owned, reset []uint16) {
 		}
 	}
 	return owned, reset
+}
+
+// withGains adds a planned switch's gains to owned: the raw chain must let
+// their packets through from the switch time, when the rules start
+// answering them at packet time, though the plan does not own them yet.
+func withGains(owned []uint16, sw *plan.Switch) []uint16 {
+	if sw == nil || sw.Gain.Len() == 0 {
+		return owned
+	}
+	var in table.Set
+	for _, b := range owned {
+		in.Add(b)
+	}
+	out := append([]uint16(nil), owned...)
+	for b := range uint16(table.Buckets) {
+		if sw.Gain.Has(b) && !in.Has(b) {
+			out = append(out, b)
+		}
+	}
+	return out
 }

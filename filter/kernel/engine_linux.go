@@ -11,6 +11,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/flows"
@@ -46,6 +47,7 @@ type netlinkState struct {
 type famState struct {
 	f             family
 	sets          ownedSets
+	sw            switchObjs
 	guard, ownedT *nftables.Table
 }
 
@@ -306,7 +308,7 @@ func (st *netlinkState) fill(spec rules.Spec) error {
 	}
 	for i := range st.fams {
 		fs := &st.fams[i]
-		in := installer{c: st.conn, spec: spec, f: fs.f}
+		in := installer{c: st.conn, spec: spec, f: fs.f, sw: &fs.sw}
 		vips := fs.f.vips(spec)
 		if err := in.guard(vips); err != nil {
 			return err
@@ -338,12 +340,15 @@ func (st *netlinkState) flush() error {
 	return st.conn.Flush()
 }
 
-// apply replaces the owned, reset and mine sets of every family in one
-// transaction (flush and refill: the kernel switches generations at the
-// commit, so packets see the old sets or the new ones).
-func (st *netlinkState) apply(owned, reset, mine []uint16) error {
+// apply replaces the owned, reset and mine sets and the planned switch of
+// every family in one transaction (flush and refill: the kernel switches
+// generations at the commit, so packets see the old sets or the new ones).
+func (st *netlinkState) apply(owned, reset, mine []uint16, self uint8, sw *plan.Switch) error {
 	for i := range st.fams {
 		fs := &st.fams[i]
+		if err := st.queueSwitch(fs, self, sw); err != nil {
+			return err
+		}
 		for _, s := range []struct {
 			set     *nftables.Set
 			buckets []uint16

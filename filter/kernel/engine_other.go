@@ -5,6 +5,8 @@ package kernel
 import (
 	"context"
 	"errors"
+
+	"github.com/webfarm/farm/farm/plan"
 )
 
 // errNotLinux is what Run returns off Linux: the engine is nftables.
@@ -13,7 +15,9 @@ var errNotLinux = errors.New(`kernel filter engine: needs Linux nftables (use [f
 // netlinkState is empty off Linux: Run never installs anything.
 type netlinkState struct{}
 
-func (*netlinkState) apply(owned, reset, mine []uint16) error { return errNotLinux }
+func (*netlinkState) apply(owned, reset, mine []uint16, self uint8, sw *plan.Switch) error {
+	return errNotLinux
+}
 
 // Run fails at once off Linux.
 func (e *Engine) Run(ctx context.Context) error { return errNotLinux }

@@ -272,6 +272,7 @@ type installer struct {
 	c    *nftables.Conn
 	spec rules.Spec
 	f    family
+	sw   *switchObjs // filled by owned: the planned switch's sets and chains
 }
 
 // guard queues the replacement of the family's GuardTable: deleted (if
@@ -345,6 +346,9 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 			return sets, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, s.Name, err)
 		}
 	}
+	if err := in.switchSets(t); err != nil {
+		return sets, err
+	}
 	accept := nftables.ChainPolicyAccept
 	raw := in.c.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioRaw), Policy: &accept})
@@ -400,11 +404,13 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow, with the short TIME_WAIT",
 				l4proto(r.Proto), bareSYN(expr.CmpOpEq), bucket, one(inSet(sets.owned)),
 				one(&expr.Objref{Type: objCtTimeout, Name: vipTCPTimeout}), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+			in.c.AddRule(in.plannedChain(t, ch, r.Affinity, true, append(l4proto(r.Proto), bareSYN(expr.CmpOpEq)...)))
 			in.c.AddRule(rule(t, ch, "reset window: an orphan in a bucket taken over, passed without a conntrack mark",
 				l4proto(r.Proto), bareSYN(expr.CmpOpNeq), bucket, one(inSet(sets.reset)), setMetaMark(resetMark), one(verdict(expr.VerdictAccept))))
 		default:
 			in.c.AddRule(rule(t, ch, "a new flow in a bucket this node owns: this node's flow",
 				l4proto(r.Proto), bucket, one(inSet(sets.owned)), setCtMark(mine), one(verdict(expr.VerdictAccept))))
+			in.c.AddRule(in.plannedChain(t, ch, r.Affinity, false, l4proto(r.Proto)))
 		}
 	}
 	return sets, nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/webfarm/farm/farm/plan"
+	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/filter/rules"
 )
@@ -42,6 +43,10 @@ type Engine struct {
 	// applyMu serializes Apply, which toggles the kernel's reset rules.
 	applyMu sync.Mutex
 	resetOn bool
+	// planned is the table and the planned switch of the last plan, in one
+	// pointer so a packet never sees one plan's table with another's
+	// switch; nil when no switch is due (the decider's table decides).
+	planned atomic.Pointer[planned]
 
 	// seen counts, per VIP (in spec.VIPs order), the new flows queued,
 	// whoever owns them: every node should see all of them.
@@ -85,6 +90,12 @@ func New(spec rules.Spec, log *slog.Logger) *Engine {
 	}
 }
 
+// planned is a table with its planned switch (plan.Switch).
+type planned struct {
+	t  *table.Table
+	sw *plan.Switch
+}
+
 // applyTimeout bounds the nft call that opens or closes the reset window.
 const applyTimeout = 10 * time.Second
 
@@ -99,7 +110,14 @@ func (e *Engine) Apply(p plan.Plan) error {
 	defer e.applyMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), applyTimeout)
 	defer cancel()
+	// The decider's table first: while a switch is set it decides new
+	// flows by the switch's own table, so either order is consistent.
 	e.d.SetTable(p.Table)
+	if p.Switch != nil {
+		e.planned.Store(&planned{t: p.Table, sw: p.Switch})
+	} else {
+		e.planned.Store(nil)
+	}
 	switch open := p.Reset != nil; {
 	case open && !e.resetOn:
 		e.d.SetTakeover(p.Reset)
@@ -140,9 +158,14 @@ func (e *Engine) Seen() []uint64 {
 // after Ready.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
-// decide runs the decider on one queued packet and counts the outcome.
-func (e *Engine) decide(pkt []byte) filter.Decision {
+// decide runs the decider on one queued packet that came at now (unix ns,
+// wall clock) and counts the outcome. While a planned switch is due, a new
+// flow's verdict is the switch's at the packet's time.
+func (e *Engine) decide(pkt []byte, now int64) filter.Decision {
 	dec := e.d.Decide(pkt)
+	if pl := e.planned.Load(); pl != nil && dec.Opens {
+		dec = switched(dec, pl, e.d.Self(), now)
+	}
 	if dec.Opens {
 		for i, v := range e.spec.VIPs {
 			if v == dec.Dst {
@@ -162,6 +185,30 @@ func (e *Engine) decide(pkt []byte) filter.Decision {
 	if e.log.Enabled(context.Background(), slog.LevelDebug) {
 		e.log.Debug("Packet decided.", "verdict", dec.Verdict.String(), "reason", dec.Reason.String(),
 			"bucket", dec.Bucket, "owner", dec.Owner)
+	}
+	return dec
+}
+
+// switched returns dec as the planned switch pl decides it at now: only
+// for a packet that opens a flow and that a rule covers (those are the
+// decisions by owner).
+func switched(dec filter.Decision, pl *planned, self uint8, now int64) filter.Decision {
+	switch dec.Reason {
+	case filter.ReasonOwner, filter.ReasonNotOwner, filter.ReasonUnowned:
+	default:
+		return dec
+	}
+	owned := pl.t != nil && pl.t[dec.Bucket] == self
+	if pl.t != nil {
+		dec.Owner = pl.t[dec.Bucket]
+	}
+	if pl.sw.Answers(dec.Bucket, owned, now) {
+		dec.Verdict, dec.Reason, dec.Owner = filter.Accept, filter.ReasonOwner, self
+	} else {
+		dec.Verdict = filter.Drop
+		if dec.Reason == filter.ReasonOwner {
+			dec.Reason = filter.ReasonNotOwner
+		}
 	}
 	return dec
 }

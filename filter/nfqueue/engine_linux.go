@@ -115,7 +115,14 @@ func (e *Engine) hook(nf *nfqueue.Nfqueue) nfqueue.HookFunc {
 			pkt = *a.Payload
 		}
 		var err error
-		switch e.decide(pkt).Verdict {
+		// The packet's time is when it arrived (the kernel stamps it when
+		// anything on the host asked for timestamps), else now: a planned
+		// switch compares it with its times.
+		at := start
+		if a.Timestamp != nil {
+			at = *a.Timestamp
+		}
+		switch e.decide(pkt, at.UnixNano()).Verdict {
 		case filter.Accept:
 			err = nf.SetVerdictWithOption(*a.PacketID, nfqueue.NfAccept, markOpt)
 		case filter.Reset:

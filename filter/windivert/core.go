@@ -3,6 +3,10 @@ package windivert
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
+
+	"github.com/webfarm/farm/farm/plan"
+	"github.com/webfarm/farm/farm/table"
 
 	"github.com/webfarm/farm/filter"
 )
@@ -32,7 +36,30 @@ type Core struct {
 	vips  []netip.Addr
 	seen  []atomic.Uint64
 
+	// planned is the table and planned switch of the last plan, in one
+	// pointer so a packet never sees one plan's table with another's
+	// switch; nil when no switch is due.
+	planned atomic.Pointer[planned]
+
 	accepted, dropped, reset, malformed atomic.Uint64
+}
+
+// planned is a table with its planned switch (plan.Switch).
+type planned struct {
+	t  *table.Table
+	sw *plan.Switch
+}
+
+// SetSwitch installs the plan's table and planned switch (nil: none) for
+// the decisions that follow: while one is due, a new flow of a bucket that
+// moves is decided by the wall-clock time it is decided at, against the
+// switch's times. Safe to call with Decide.
+func (c *Core) SetSwitch(t *table.Table, sw *plan.Switch) {
+	if sw == nil || t == nil {
+		c.planned.Store(nil)
+		return
+	}
+	c.planned.Store(&planned{t: t, sw: sw})
 }
 
 // NewCore returns a core for node self with the given rules, VIPs (for
@@ -77,6 +104,11 @@ func (c *Core) Decide(pkt []byte, now int64) filter.Verdict {
 		c.flows.Delete(f)
 	}
 	dec := c.d.Decide(pkt)
+	if pl := c.planned.Load(); pl != nil && dec.Opens {
+		// The switch compares wall-clock times (the farm's clocks are
+		// synchronized); now is on another clock.
+		dec = switched(dec, pl, c.d.Self(), time.Now().UnixNano())
+	}
 	if dec.Opens {
 		for i := range c.vips {
 			if c.vips[i] == dec.Dst {
@@ -100,6 +132,26 @@ func (c *Core) Decide(pkt []byte, now int64) filter.Verdict {
 	}
 	c.dropped.Add(1)
 	return filter.Drop
+}
+
+// switched returns dec as the planned switch pl decides it at now (unix
+// ns): only for a packet that opens a flow and that a rule covers.
+func switched(dec filter.Decision, pl *planned, self uint8, now int64) filter.Decision {
+	switch dec.Reason {
+	case filter.ReasonOwner, filter.ReasonNotOwner, filter.ReasonUnowned:
+	default:
+		return dec
+	}
+	dec.Owner = pl.t[dec.Bucket]
+	if pl.sw.Answers(dec.Bucket, dec.Owner == self, now) {
+		dec.Verdict, dec.Reason, dec.Owner = filter.Accept, filter.ReasonOwner, self
+	} else {
+		dec.Verdict = filter.Drop
+		if dec.Reason == filter.ReasonOwner {
+			dec.Reason = filter.ReasonNotOwner
+		}
+	}
+	return dec
 }
 
 // nextClass returns the class of a known flow after packet p, and false

@@ -81,6 +81,7 @@ func (e *Engine) Apply(p plan.Plan) error {
 	defer e.applyMu.Unlock()
 	d := e.core.Decider()
 	d.SetTable(p.Table)
+	e.core.SetSwitch(p.Table, p.Switch)
 	d.SetTakeover(p.Reset)
 	return nil
 }
