@@ -116,8 +116,12 @@ type VIP struct {
 	Address string `toml:"address"`
 	// Interface is the physical interface facing the clients.
 	Interface string `toml:"interface"`
-	// Mode is "vmac" (flooded unicast virtual MAC, the default) or
-	// "multicast"; case and surrounding spaces are ignored.
+	// Mode is "vmac" (flooded unicast virtual MAC, the default),
+	// "multicast" (03:bf multicast virtual MAC, Linux nodes only) or "igmp"
+	// (the MAC of an IP multicast group every node joins, as Windows NLB's
+	// IGMP mode and the Windows engine's multicast mode: the mode of a farm
+	// mixing Linux and Windows nodes); case and surrounding spaces are
+	// ignored.
 	Mode string `toml:"mode"`
 }
 

@@ -98,7 +98,7 @@ func TestParseExplicitValues(t *testing.T) {
 		{"queues 0 is reported", "[filter]\nqueues = 0\n", "filter.queues: 0 is out of range 1..16", nil},
 		{"explicit fall 0", "[[checker]]\nname = \"b\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:80\"\nfall = 0\n", "checker[1].fall: must be >= 1", nil},
 		{"explicit timeout 0s", "[[checker]]\nname = \"b\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:80\"\ntimeout = \"0s\"\n", "checker[1].timeout: 0s: must be > 0", nil},
-		{"explicit empty mode", "[[vip]]\naddress = \"10.0.0.101\"\ninterface = \"eth0\"\nmode = \"\"\n", `vip[1].mode: "" is not vmac or multicast`, nil},
+		{"explicit empty mode", "[[vip]]\naddress = \"10.0.0.101\"\ninterface = \"eth0\"\nmode = \"\"\n", `vip[1].mode: "" is not vmac, multicast or igmp`, nil},
 		{"explicit empty listen", "[console]\nlisten = \"\"\n", `console.listen: "" is not host:port`, nil},
 		{"explicit expect 0 on http", "[[checker]]\nname = \"b\"\ntype = \"http\"\ntarget = \"http://x/\"\nexpect = 0\n", "checker[1].expect: 0 is not an HTTP status", nil},
 		{"second checker gets its own defaults", "[[checker]]\nname = \"b\"\ntype = \"tcp\"\ntarget = \"127.0.0.1:80\"\ninterval = \"10s\"\n", "", func(t *testing.T, c *Config) {

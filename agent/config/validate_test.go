@@ -124,7 +124,8 @@ func TestValidate(t *testing.T) {
 		{"vip interface with space (Windows)", func(c *Config) { c.VIP[0].Interface = "Ethernet 2" }, ""},
 		{"vip mode multicast", func(c *Config) { c.VIP[0].Mode = "multicast" }, ""},
 		{"vip mode in capitals", func(c *Config) { c.VIP[0].Mode = "Multicast" }, ""},
-		{"vip mode bad", func(c *Config) { c.VIP[0].Mode = "unicast" }, `vip[0].mode: "unicast" is not vmac or multicast`},
+		{"vip mode igmp", func(c *Config) { c.VIP[0].Mode = "igmp" }, ""},
+		{"vip mode bad", func(c *Config) { c.VIP[0].Mode = "unicast" }, `vip[0].mode: "unicast" is not vmac, multicast or igmp`},
 
 		// rule
 		{"rule none", func(c *Config) { c.Rule = nil }, "rule: at least one [[rule]] is required"},

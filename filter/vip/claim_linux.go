@@ -192,7 +192,7 @@ func (c *Claim) claim(ctx context.Context, h *netlink.Handle, u *undoStack, i in
 	if err := h.LinkSetARPOff(link); err != nil {
 		return nil, fail("set arp off on "+name, err)
 	}
-	if err := runNft(ctx, nftVIPChains(i, name, cfg.Interface, cfg.Mode, vmac)); err != nil {
+	if err := runNft(ctx, nftVIPChains(i, name, cfg.Interface, cfg.Mode, vmac, cfg.Addr)); err != nil {
 		return nil, fail("install nftables chains that mute "+name+" (needs the netdev egress hook, Linux 5.16+)", err)
 	}
 	if err := c.holderIPv6(h, link, name, v4); err != nil {
@@ -225,6 +225,19 @@ func (c *Claim) claim(ctx context.Context, h *netlink.Handle, u *undoStack, i in
 			}
 			return err
 		})
+	}
+
+	if cfg.Mode == ModeIGMP {
+		// Joined once the chain that accepts the group's frames as the
+		// host's is in place and the address is held, so the first frame
+		// the switch delivers is taken. The socket holds the membership:
+		// closing it (release, or the agent's death) leaves the group.
+		g, err := joinGroup(pa.Index, GroupOf(cfg.Addr))
+		if err != nil {
+			return nil, fail("join multicast group "+GroupOf(cfg.Addr).String()+" on "+cfg.Interface, err)
+		}
+		u.push("leave multicast group "+GroupOf(cfg.Addr).String()+" on "+cfg.Interface, g.leave)
+		log.Info("Joined the VIP's multicast group.", "group", GroupOf(cfg.Addr), "mac", vmac.String())
 	}
 
 	ifi := &net.Interface{Index: pa.Index, Name: pa.Name, HardwareAddr: pa.HardwareAddr, MTU: pa.MTU}

@@ -309,7 +309,7 @@ var watchedSysctls = []string{
 
 func TestClaimLab(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces", "ip", "nft", "bridge", "bash", "timeout")
-	for _, mode := range []Mode{ModeVMAC, ModeMulticast} {
+	for _, mode := range []Mode{ModeVMAC, ModeMulticast, ModeIGMP} {
 		t.Run(mode.String(), func(t *testing.T) { testClaimLab(t, mode) })
 	}
 }
@@ -406,9 +406,26 @@ func testClaimLab(t *testing.T, mode Mode) {
 			t.Errorf("the bridge did not learn %s's MAC %s (is learning off?)", n, l.macs[n])
 		}
 	}
-	if mode == ModeMulticast {
+	if mode == ModeIGMP {
+		// Socket memberships, not static entries: the kernel reported
+		// them, so the snooping bridge lists both nodes' ports.
+		mdb := l.exec(t, "sw", "bridge", "mdb", "show", "dev", "br0")
+		for _, g := range []netip.Addr{GroupOf(vip4), GroupOf(vip6)} {
+			for n, port := range map[string]string{"n1": "p1", "n2": "p2"} {
+				if !strings.Contains(mdb, " port "+port+" grp "+g.String()+" ") {
+					t.Errorf("the bridge's mdb does not list %s's port %s in %s (no report?):\n%s", n, port, g, mdb)
+				}
+			}
+		}
+		t.Logf("bridge mdb show dev br0:\n%s", mdb)
+	}
+	if mode == ModeMulticast || mode == ModeIGMP {
 		for _, n := range []string{"n1", "n2"} {
-			t.Logf("%s: %s", n, l.exec(t, n, "ip", "maddr", "show", "dev", "eth0"))
+			maddr := l.exec(t, n, "ip", "maddr", "show", "dev", "eth0")
+			t.Logf("%s: %s", n, maddr)
+			if mode == ModeIGMP && (!strings.Contains(maddr, "link  "+vmac4) || !strings.Contains(maddr, "link  "+vmac6)) {
+				t.Errorf("%s: eth0 does not listen to %s and %s", n, vmac4, vmac6)
+			}
 			rules := l.exec(t, n, "nft", "list", "chain", "netdev", nftTable, "vip0_mcast")
 			if strings.Contains(rules, "counter packets 0 ") {
 				t.Errorf("%s: no frame to the multicast MAC was marked:\n%s", n, rules)
@@ -543,7 +560,8 @@ func (l *lab) checkClean(t *testing.T, role string, sysctls map[string]string) {
 	if addrs := l.exec(t, role, "ip", "addr", "show"); strings.Contains(addrs, labVIP4+"/") || strings.Contains(addrs, labVIP6+"/") {
 		t.Errorf("%s: VIP address left:\n%s", role, addrs)
 	}
-	if maddr := l.exec(t, role, "ip", "maddr", "show"); strings.Contains(maddr, "03:bf") || strings.Contains(maddr, "03:be") {
+	if maddr := l.exec(t, role, "ip", "maddr", "show"); strings.Contains(maddr, "03:bf") || strings.Contains(maddr, "03:be") ||
+		strings.Contains(maddr, "01:00:5e:7f:") || strings.Contains(maddr, "239.255.") || strings.Contains(maddr, "ff12::6661:726d") {
 		t.Errorf("%s: multicast MAC left:\n%s", role, maddr)
 	}
 	for k, want := range sysctls {

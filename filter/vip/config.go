@@ -41,8 +41,8 @@ func (c Config) Validate() error {
 	if err := checkInterfaceName(c.Interface); err != nil {
 		return fmt.Errorf("vip %s: interface %q: %w", a, c.Interface, err)
 	}
-	if c.Mode > ModeMulticast {
-		return fmt.Errorf("vip %s: mode %d is not one of vmac, multicast", a, uint8(c.Mode))
+	if c.Mode > maxMode {
+		return fmt.Errorf("vip %s: mode %d is not one of vmac, multicast, igmp", a, uint8(c.Mode))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"ipv4", Config{netip.MustParseAddr("10.0.0.100"), "eth0", ModeVMAC}, ""},
 		{"ipv6 multicast", Config{netip.MustParseAddr("2001:db8::100"), "ens3", ModeMulticast}, ""},
+		{"ipv4 igmp", Config{netip.MustParseAddr("10.0.0.100"), "eth0", ModeIGMP}, ""},
 		{"missing addr", Config{Interface: "eth0"}, "address is missing"},
 		{"mapped", Config{netip.MustParseAddr("::ffff:10.0.0.1"), "eth0", ModeVMAC}, "plain IPv4"},
 		{"zone", Config{netip.MustParseAddr("2001:db8::1%eth0"), "eth0", ModeVMAC}, "zone"},

@@ -6,15 +6,21 @@
 // source. In vmac mode the virtual MAC is a locally administered unicast
 // address that never appears as a source on the wire, so learning switches
 // keep flooding frames for it to every port; in multicast mode it is a
-// multicast MAC, flooded by nature. Either way each node's filter then keeps
-// only its share of the clients.
+// multicast MAC, flooded by nature; in igmp mode it is the MAC of an IP
+// multicast group every node joins (Windows NLB's IGMP mode, and the
+// Windows engine's multicast mode), so snooping switches deliver it to the
+// members. Either way each node's filter then keeps only its share of the
+// clients.
 //
 // On Linux the VIP lives on a macvlan "holder" device farmv<N> per VIP, never
-// on the parent interface, in both modes:
+// on the parent interface, in every mode:
 //   - vmac mode: the holder's address is the virtual MAC, so the frames land
 //     on it; multicast mode: the parent listens to the multicast MAC and an
 //     nftables ingress rule marks those frames as addressed to the host
-//     (TCP drops frames whose link-layer destination is multicast).
+//     (TCP drops frames whose link-layer destination is multicast); igmp
+//     mode: a socket joins the group on the parent (the kernel then listens
+//     to the group's MAC and sends IGMP/MLD reports) and the same kind of
+//     rule marks the frames whose IP destination is the VIP.
 //   - The holder is muted before it comes up: nftables netdev egress chain
 //     with policy drop, arp off, no IPv6 link-local address. One frame from
 //     it would teach the switch the virtual MAC and stop the flooding.

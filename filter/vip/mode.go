@@ -20,7 +20,20 @@ const (
 	// with static entries; some routers refuse ARP replies carrying a
 	// multicast MAC (RFC 1812), so it is the opt-in mode.
 	ModeMulticast
+	// ModeIGMP is Windows NLB's IGMP multicast mode, and the Windows
+	// engine's multicast mode (filter/windivert): ARP/ND answer with the
+	// MAC of an IP multicast group derived from the VIP (GroupMAC) and
+	// every node joins that group on its LAN interface, so the NIC accepts
+	// the frames and the node's IGMP/MLD reports tell snooping switches
+	// where the members are. It is the mode a farm mixing Linux and
+	// Windows nodes uses in place of ModeMulticast, whose 03:bf MAC a
+	// Windows node cannot receive. Routers refuse multicast MACs in ARP
+	// replies (RFC 1812) and need a static entry VIP -> GroupMAC.
+	ModeIGMP
 )
+
+// maxMode is the last valid Mode.
+const maxMode = ModeIGMP
 
 // String returns the configuration spelling of m.
 func (m Mode) String() string {
@@ -29,12 +42,14 @@ func (m Mode) String() string {
 		return "vmac"
 	case ModeMulticast:
 		return "multicast"
+	case ModeIGMP:
+		return "igmp"
 	}
 	return fmt.Sprintf("Mode(%d)", uint8(m))
 }
 
-// ParseMode reads the configuration spelling of a mode ("vmac" or
-// "multicast", in any case, surrounding spaces ignored), so config files and
+// ParseMode reads the configuration spelling of a mode ("vmac",
+// "multicast" or "igmp", in any case, surrounding spaces ignored), so config files and
 // flags share one vocabulary. It is the config's parser: its error names the
 // accepted words and leaves naming the key to the caller.
 func ParseMode(s string) (Mode, error) {
@@ -43,14 +58,16 @@ func ParseMode(s string) (Mode, error) {
 		return ModeVMAC, nil
 	case "multicast":
 		return ModeMulticast, nil
+	case "igmp":
+		return ModeIGMP, nil
 	}
-	return 0, fmt.Errorf("%q is not vmac or multicast", s)
+	return 0, fmt.Errorf("%q is not vmac, multicast or igmp", s)
 }
 
 // MarshalText lets encoders (TOML, JSON) write a Mode by name.
 func (m Mode) MarshalText() ([]byte, error) {
-	if m > ModeMulticast {
-		return nil, fmt.Errorf("vip mode %d is not one of vmac, multicast", uint8(m))
+	if m > maxMode {
+		return nil, fmt.Errorf("vip mode %d is not one of vmac, multicast, igmp", uint8(m))
 	}
 	return []byte(m.String()), nil
 }

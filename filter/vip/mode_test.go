@@ -11,6 +11,8 @@ func TestParseMode(t *testing.T) {
 		{"vmac", ModeVMAC, false},
 		{"multicast", ModeMulticast, false},
 		{"Multicast", ModeMulticast, false},
+		{"igmp", ModeIGMP, false},
+		{" IGMP", ModeIGMP, false},
 		{" vmac ", ModeVMAC, false},
 		{"", 0, true},
 		{"unicast", 0, true},
@@ -30,7 +32,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestModeText(t *testing.T) {
-	for _, m := range []Mode{ModeVMAC, ModeMulticast} {
+	for _, m := range []Mode{ModeVMAC, ModeMulticast, ModeIGMP} {
 		t.Run(m.String(), func(t *testing.T) {
 			b, err := m.MarshalText()
 			if err != nil {

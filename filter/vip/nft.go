@@ -3,6 +3,7 @@ package vip
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 )
 
@@ -33,7 +34,13 @@ func nftDeleteTable() string {
 //   - vip<i>_mcast (multicast mode): ingress on the parent; frames sent to
 //     the multicast MAC are marked as addressed to this host, because TCP
 //     discards frames whose link-layer destination is multicast.
-func nftVIPChains(i int, holder, parent string, mode Mode, mcast net.HardwareAddr) string {
+//   - vip<i>_mcast (igmp mode): the same, for frames to the group MAC whose
+//     IP destination is the VIP only. The group MAC is a real IP multicast
+//     group's, which also carries the group's own traffic (the other
+//     nodes' IGMPv2/MLDv1 reports are sent to the group address): that
+//     must stay multicast, or the kernel's report suppression and any
+//     multicast listener would see it as unicast.
+func nftVIPChains(i int, holder, parent string, mode Mode, mcast net.HardwareAddr, vip netip.Addr) string {
 	var b strings.Builder
 	t := "netdev " + nftTable
 	fmt.Fprintf(&b, "add chain %s vip%d_out { type filter hook egress device %q priority 0; policy drop; }\n", t, i, holder)
@@ -41,9 +48,17 @@ func nftVIPChains(i int, holder, parent string, mode Mode, mcast net.HardwareAdd
 	if mode == ModeVMAC {
 		fmt.Fprintf(&b, "add rule %s vip%d_hold meta pkttype host accept\n", t, i)
 	}
-	if mode == ModeMulticast {
+	switch mode {
+	case ModeMulticast:
 		fmt.Fprintf(&b, "add chain %s vip%d_mcast { type filter hook ingress device %q priority 0; policy accept; }\n", t, i, parent)
 		fmt.Fprintf(&b, "add rule %s vip%d_mcast ether daddr %s counter meta pkttype set host\n", t, i, mcast)
+	case ModeIGMP:
+		family := "ip"
+		if vip.Is6() {
+			family = "ip6"
+		}
+		fmt.Fprintf(&b, "add chain %s vip%d_mcast { type filter hook ingress device %q priority 0; policy accept; }\n", t, i, parent)
+		fmt.Fprintf(&b, "add rule %s vip%d_mcast ether daddr %s %s daddr %s counter meta pkttype set host\n", t, i, mcast, family, vip)
 	}
 	return b.String()
 }

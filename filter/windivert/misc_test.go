@@ -36,6 +36,8 @@ func TestMACs(t *testing.T) {
 		{"group of a mapped address is the IPv4 one", GroupOf(netip.MustParseAddr("::ffff:10.1.2.3")).String(), "239.255.2.3"},
 		{"frame mac vmac", FrameMAC(v4, vip.ModeVMAC).String(), "02:bf:0a:00:00:64"},
 		{"frame mac multicast", FrameMAC(v4, vip.ModeMulticast).String(), "01:00:5e:7f:00:64"},
+		{"frame mac igmp (Linux's name for the same frames)", FrameMAC(v4, vip.ModeIGMP).String(), "01:00:5e:7f:00:64"},
+		{"group mac ipv6 is Linux igmp's", GroupMAC(v6).String(), vip.VirtualMAC(v6, vip.ModeIGMP).String()},
 		{"frame mac of an unknown mode", FrameMAC(v4, vip.Mode(9)).String(), ""},
 		{"invalid address", GroupMAC(netip.Addr{}).String(), ""},
 	}
