@@ -122,6 +122,10 @@ func (a *Agent) checkReady() {
 	}
 }
 
+// rejoinDelay is plan.Settings.RejoinDelay: twice the slowest heal
+// asymmetry the chaos soak measured (0.48 s).
+const rejoinDelay = time.Second
+
 // New checks a loaded config against this host (interfaces, key, password
 // file, scripts) and prepares every component with the real OS parts. It
 // installs nothing and starts nothing.
@@ -161,7 +165,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: log, engine: d.Engine, vip: d.VIP, flows: d.Flows,
-		settings: plan.Settings{Self: self, HandoffDelay: cfg.Gossip.HandoffDelay.Duration, ResetWindow: cfg.Filter.ResetWindow.Duration,
+		settings: plan.Settings{Self: self, HandoffDelay: cfg.Gossip.HandoffDelay.Duration, RejoinDelay: rejoinDelay, ResetWindow: cfg.Filter.ResetWindow.Duration,
 			SwitchMargin: cfg.Gossip.SwitchMargin.Duration},
 		events:   events.NewRing(0, log.With("component", "events")),
 		tasks:    newTasks(),

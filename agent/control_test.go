@@ -345,3 +345,15 @@ func TestHostFound(t *testing.T) {
 		}
 	}
 }
+
+func TestWitnessFreshness(t *testing.T) {
+	now := time.Unix(100, 0)
+	for _, c := range []struct {
+		ago  time.Duration
+		want bool
+	}{{0, true}, {witnessFresh, true}, {witnessFresh + time.Millisecond, false}, {2 * time.Second, false}} {
+		if got := witnessOK(now.Add(-c.ago).UnixNano(), now); got != c.want {
+			t.Errorf("last answer %v ago: ok = %v, want %v", c.ago, got, c.want)
+		}
+	}
+}

@@ -38,6 +38,16 @@ type Settings struct {
 	// answer the SYNs of that interval. Clients whose SYN falls in the
 	// margin (plus the skew the other way) retransmit it.
 	SwitchMargin time.Duration
+	// RejoinDelay is how long, at least, a node coming back into service
+	// without an announced switch (quorum regained after a partition, a
+	// rejoin after its link healed) withholds the buckets it gains from
+	// live nodes. Those nodes declared it dead and learn that it is alive
+	// again by gossip, which after a heal takes up to hundreds of
+	// milliseconds longer on their side than on its own (measured by the
+	// chaos soak: 0.48 s); meanwhile they still answer its buckets, and it
+	// must not. Its clients are served by them meanwhile. A planned start or
+	// join announces its switch time and is not delayed.
+	RejoinDelay time.Duration
 	// ResetWindow is how long this node answers the orphaned flows of a dead
 	// node, in the buckets it took over, with a TCP reset so their clients
 	// reconnect at once. 0 disables it.
@@ -318,8 +328,20 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	}
 
 	before := prev.Farm
+	// rejoin: coming back into service (the previous plan served nobody)
+	// without a switch time of its own ahead.
+	rejoin := int64(0)
 	if before == nil {
 		before = withoutSelf(v.Nodes, s.Self)
+		planned := false
+		for _, n := range v.Nodes {
+			if n.ID == s.Self && n.SwitchAt > now.UnixNano() {
+				planned = true
+			}
+		}
+		if !planned {
+			rejoin = now.UnixNano() + int64(s.RejoinDelay)
+		}
 	}
 	var live, dead, kernel [256]bool
 	for _, n := range v.Nodes {
@@ -423,7 +445,7 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		switch {
 		case live[from]:
 			if until == 0 {
-				until = max(nowNS+int64(s.HandoffDelay), atGain)
+				until = max(nowNS+int64(s.HandoffDelay), atGain, rejoin)
 			}
 			if until > nowNS {
 				eff[b] = 0

@@ -306,6 +306,13 @@ func TestNext(t *testing.T) {
 			withOwned(serving(6*time.Second, web1Heavy, gainedByWeight, 0, 6*time.Second+300*ms), shareOf(1, web1, web2, web3)),
 			serving(6*time.Second+300*ms, web1Heavy, 0, 0, -1),
 		}},
+		{"quorum regained with a rejoin delay: the others may not know yet", Settings{Self: 1, HandoffDelay: 300 * ms, RejoinDelay: time.Second, ResetWindow: 30 * time.Second}, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, three, 0, 0, -1),
+			{at: 2 * time.Second, in: Input{View: noQuorum}, why: WhyNoQuorum, wake: -1},
+			withOwned(serving(5*time.Second, three, shareOf(1, web1, web2, web3), 0, 6*time.Second), 0),
+			serving(6*time.Second, three, 0, 0, -1),
+		}},
 		{"graceful leave: taken at once, nothing reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),
 			serving(time.Second, three, 0, 0, -1),
