@@ -245,7 +245,7 @@ func (r *runner) install(ctx context.Context) error {
 		e.log.Warn("Could not read the TCP table; connections from before a crash will stall.", "error", err)
 	}
 	for _, v := range e.spec.VIPs {
-		if v.Mode != vip.ModeMulticast {
+		if v.Mode != vip.ModeMulticast && v.Mode != vip.ModeIGMP {
 			continue
 		}
 		c, err := joinGroup(v.Interface, GroupOf(v.Addr))

@@ -80,7 +80,8 @@ type Spec struct {
 	Self uint8
 	// VIPs are the farm's virtual addresses. Interface is the LAN adapter
 	// (its Windows alias, "Ethernet") on which the VIP's frames arrive: the
-	// firewall guard covers it, and in ModeMulticast the engine joins the
+	// firewall guard covers it, and in ModeMulticast (or ModeIGMP, the same
+	// on Windows) the engine joins the
 	// VIP's IGMP/MLD group there.
 	VIPs []vip.Config
 	// Rules are the balanced protocols and ports, as on Linux.
@@ -129,8 +130,11 @@ func (s Spec) Validate() error {
 		if err := checkAdapterName(v.Interface); err != nil {
 			errs = append(errs, fmt.Errorf("vip %s: interface: %w", a, err))
 		}
-		if v.Mode != vip.ModeVMAC && v.Mode != vip.ModeMulticast {
-			errs = append(errs, fmt.Errorf("vip %s: mode %d is not one of vmac, multicast", a, uint8(v.Mode)))
+		// On Windows, multicast is NLB's IGMP multicast: the same frames as
+		// Linux's igmp mode, so both names are accepted and a mixed farm
+		// can say igmp on every node.
+		if v.Mode != vip.ModeVMAC && v.Mode != vip.ModeMulticast && v.Mode != vip.ModeIGMP {
+			errs = append(errs, fmt.Errorf("vip %s: mode %d is not one of vmac, multicast, igmp", a, uint8(v.Mode)))
 		}
 	}
 	if len(s.Rules) == 0 {
