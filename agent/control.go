@@ -181,6 +181,9 @@ func (a *Agent) Status(_ context.Context, detail bool) console.Status {
 	if a.witness != nil {
 		st.Witness = &console.WitnessStatus{Address: a.cfg.Gossip.Witness, Reachable: a.witness.OK()}
 	}
+	if p := a.plan.Load(); p != nil {
+		st.Withheld = p.Withheld()
+	}
 	fd := a.details.latest.Load()
 	if !detail {
 		fd = nil

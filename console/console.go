@@ -100,6 +100,10 @@ type Status struct {
 	// Witness is the tie-breaker address and whether it answers; nil when
 	// none is configured.
 	Witness *WitnessStatus `json:"witness,omitempty"`
+	// Withheld counts the buckets the farm gives the answering node that it
+	// does not answer yet: a handoff or an announced switch in progress, or
+	// a dead node's buckets while its host is probed or may still answer.
+	Withheld int `json:"withheld"`
 	// TableVersion changes whenever the owner table does (GET /api/v1/table).
 	TableVersion string    `json:"table_version"`
 	Warnings     []Warning `json:"warnings,omitempty"`

@@ -38,10 +38,9 @@ type Settings struct {
 	// answer the SYNs of that interval. Clients whose SYN falls in the
 	// margin (plus the skew the other way) retransmit it.
 	SwitchMargin time.Duration
-	// RejoinDelay is how long, at least, a node coming back into service
-	// without an announced switch (quorum regained after a partition, a
-	// rejoin after its link healed) withholds the buckets it gains from
-	// live nodes. Those nodes declared it dead and learn that it is alive
+	// RejoinDelay is how long, at least, a node whose quorum comes back
+	// (a partition or a cut link healed) withholds the buckets it gains
+	// from live nodes, unless it announced a switch time itself. Those nodes declared it dead and learn that it is alive
 	// again by gossip, which after a heal takes up to hundreds of
 	// milliseconds longer on their side than on its own (measured by the
 	// chaos soak: 0.48 s); meanwhile they still answer its buckets, and it
@@ -208,6 +207,20 @@ func (p *Pending) Count() int {
 	return n
 }
 
+// Withheld counts the buckets the farm gives this node that it does not
+// answer yet (Pending and Fenced).
+func (p Plan) Withheld() int {
+	n := p.Pending.Count()
+	if p.Fenced != nil {
+		for _, f := range p.Fenced {
+			if f != 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Owned counts the buckets this node answers for now.
 func (p Plan) Owned(self uint8) int {
 	if p.Table == nil {
@@ -328,11 +341,15 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	}
 
 	before := prev.Farm
-	// rejoin: coming back into service (the previous plan served nobody)
-	// without a switch time of its own ahead.
+	// rejoin: back from the minority side (quorum regained: a partition or
+	// a cut link healed) without a switch time of its own ahead. A fresh
+	// start joins with its first tags, which the others learn as they learn
+	// of it; after a heal they still hold it for dead.
 	rejoin := int64(0)
 	if before == nil {
 		before = withoutSelf(v.Nodes, s.Self)
+	}
+	if prev.Why == WhyNoQuorum {
 		planned := false
 		for _, n := range v.Nodes {
 			if n.ID == s.Self && n.SwitchAt > now.UnixNano() {

@@ -27,7 +27,8 @@ func (l *Lab) Status(ctx context.Context, i int) (console.Status, error) {
 }
 
 // Converged checks, once, that every node in nodes reports want nodes up
-// (each owning buckets) and that they all agree on states and shares. It
+// (each owning buckets), that they all agree on states and shares, and that
+// none still withholds buckets it owns (a handoff or switch in progress). It
 // returns what is still wrong; poll it with Poll.
 func (l *Lab) Converged(ctx context.Context, nodes []int, want int) error {
 	var first string
@@ -47,6 +48,9 @@ func (l *Lab) Converged(ctx context.Context, nodes []int, want int) error {
 		s := strings.Join(shares, " ")
 		if up != want {
 			return fmt.Errorf("web%d sees %d nodes up, want %d: %s", i, up, want, s)
+		}
+		if st.Withheld > 0 {
+			return fmt.Errorf("web%d does not answer %d of its buckets yet (handoff, switch or probe in progress)", i, st.Withheld)
 		}
 		if first == "" {
 			first = s
