@@ -239,6 +239,7 @@ func (v vipClaim) Cleanup(ctx context.Context) error { return vip.Cleanup(ctx, v
 func (v vipClaim) Run(ctx context.Context, ready func()) error {
 	return v.claim.Run(ctx, ready)
 }
+func (v vipClaim) Park() { v.claim.Park() }
 
 // onView receives every new farm view from membership (one at a time, in
 // order): it hands the view to the planner and records the state changes it
@@ -369,6 +370,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.stopping.Store(true)
 	if err := s.firstFailure(); err != nil {
 		log.Error("A component failed; shutting down.", "err", err)
+	} else {
+		// A graceful stop (signal, service stop, upgrade) leaves the node
+		// as a crash would: the VIP held and the guard carrying this
+		// node's established flows and dropping new ones, so no connection
+		// breaks however long the agent stays down. The next start replaces
+		// it; `farm cleanup` removes it. A failing component removes all.
+		a.park()
 	}
 	log.Info("Shutting down: no new connections, then leaving the farm.")
 	a.leave()
@@ -383,6 +391,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopEngine()
 	stopConsole()
 	return a.result(s)
+}
+
+// parker is a data-path part that can stay in place when the agent stops.
+type parker interface{ Park() }
+
+func (a *Agent) park() {
+	e, eok := a.engine.(parker)
+	v, vok := a.vip.(parker)
+	if !eok || !vok {
+		return // a user-space engine drops everything without its agent anyway
+	}
+	e.Park()
+	v.Park()
+	a.log.Info("Stopping gracefully: the VIP and the guard stay, so this node's established connections carry on; it takes no new ones until the agent starts again.")
 }
 
 // result waits for every component and picks Run's error: the failure that

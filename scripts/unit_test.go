@@ -34,7 +34,6 @@ func TestRender(t *testing.T) {
 	for _, want := range []string{
 		"\nExecStart=/usr/bin/farm agent --config /srv/farm/node-1.toml\n",
 		"\nExecStartPre=-/usr/bin/farm cleanup\n",
-		"\nExecStopPost=-/usr/bin/farm cleanup\n",
 		"\nConditionFileIsExecutable=/usr/bin/farm\n",
 		// Comments keep the paths they explain.
 		"\n#   install -m 755 bin/farm /usr/local/bin/farm\n",

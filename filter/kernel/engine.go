@@ -96,6 +96,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/webfarm/farm/farm/plan"
@@ -113,6 +114,8 @@ type Engine struct {
 	spec  rules.Spec
 	log   *slog.Logger
 	ready chan struct{}
+	// parked: when Run ends, leave the guard tables (see Park).
+	parked atomic.Bool
 
 	// mu serializes Apply with Run's install and removal; nl is the open
 	// netlink state while Run serves, nil before and after.
@@ -161,6 +164,14 @@ func New(spec rules.Spec, log *slog.Logger) *Engine {
 // Ready is closed once Run has installed the rules (serving nobody until
 // the first Apply), so a caller should claim the VIP only after Ready.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Park makes Run, when its context ends, leave the guard tables in place
+// instead of removing everything: the node goes on carrying its
+// established flows (by their conntrack mark) and drops new ones, exactly
+// as after a crash, until the next start replaces the tables or `farm
+// cleanup` removes them. The agent parks on a graceful stop, so an agent
+// stopped for an upgrade, however long, breaks no connection.
+func (e *Engine) Park() { e.parked.Store(true) }
 
 // Stats returns what the last Apply installed; safe to call at any time.
 func (e *Engine) Stats() Stats {

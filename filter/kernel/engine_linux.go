@@ -88,6 +88,13 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.mu.Lock()
 	e.nl = nil
 	e.mu.Unlock()
+	if e.parked.Load() {
+		if err := st.park(); err != nil {
+			return fmt.Errorf("leave the kernel guard in place: %w (run farm cleanup)", err)
+		}
+		e.log.Info("Kernel guard left in place: this node's established flows carry on, new ones are dropped until the agent starts again (farm cleanup removes it).")
+		return nil
+	}
 	if err := st.close(); err != nil {
 		e.log.Error("Removing kernel filter rules failed; run farm cleanup.", "err", err)
 		return fmt.Errorf("remove kernel filter rules: %w (run farm cleanup)", err)
@@ -401,6 +408,16 @@ func (st *netlinkState) unmine(buckets []uint16) error {
 // close deletes every table Run installed in one transaction and closes the
 // socket. If the transaction fails, closing the socket still takes the
 // owned tables; the guard tables stay and keep dropping (fail closed).
+// park closes the engine's socket, which takes the owned tables with it
+// (owner flag), and leaves the guard tables: as after a crash, the node
+// drops new flows and carries its established ones.
+func (st *netlinkState) park() error {
+	if err := st.conn.CloseLasting(); err != nil {
+		return fmt.Errorf("close nftables netlink socket: %w", err)
+	}
+	return nil
+}
+
 func (st *netlinkState) close() error {
 	for _, fs := range st.fams {
 		st.conn.DelTable(fs.ownedT)

@@ -72,6 +72,10 @@ func (c *Claim) Run(ctx context.Context, ready func()) (err error) {
 
 	var u undoStack
 	defer func() {
+		if c.parked.Load() && err == nil {
+			c.log.Info("VIPs kept: this node's established flows carry on until the agent starts again (farm cleanup removes them).")
+			return
+		}
 		if uerr := u.run(c.log); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("vip: clean-up incomplete (run `farm cleanup`): %w", uerr))
 		}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -50,7 +51,8 @@ func waitExit(t *testing.T, p *lab.Proc, d time.Duration) int {
 }
 
 // TestAgentLifecycle runs the real binary through its start path: SIGTERM
-// stops it gracefully (exit 0, rules gone), and a component that fails at
+// stops it gracefully (exit 0, established connections carry on, new ones
+// are refused, farm cleanup removes what stays), and a component that fails at
 // start makes it exit non-zero after removing what it had installed, so a
 // service manager's Restart=on-failure fires. (A second signal forcing the
 // exit is tested on the signal handler itself, agent/cmd/farm: here the
@@ -62,7 +64,11 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Fatal("a running agent has no rules")
 	}
 
-	t.Run("SIGTERM exits 0 and removes the rules", func(t *testing.T) {
+	t.Run("SIGTERM exits 0 and leaves the established connections carrying on", func(t *testing.T) {
+		// A stopped agent leaves the VIP and the guard, as a crashed one
+		// does: its connections carry on however long it stays down (an
+		// upgrade), it takes no new one, and farm cleanup removes it all.
+		conns := rsOpen(t, l, l.Sources(2))
 		start := time.Now()
 		if err := f.agents[0].Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -71,8 +77,35 @@ func TestAgentLifecycle(t *testing.T) {
 			t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, f.agents[0].Log())
 		}
 		t.Logf("graceful stop took %v", time.Since(start).Round(time.Millisecond))
+		if lab.Engine() != "kernel" {
+			// Only the kernel engine parks: a user-space engine's rules
+			// need their process, so they go with it (drain first).
+			if farmRules(t, l, 1) {
+				t.Errorf("%s engine: rules left after a graceful stop", lab.Engine())
+			}
+			return
+		}
+		time.Sleep(2 * time.Second) // longer than a client's first retransmissions
+		for _, c := range conns {
+			if got, err := c.get(5 * time.Second); err != nil || got != "web1" {
+				t.Errorf("%s: keep-alive connection after the agent stopped: %q, %v", c.src, got, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if _, err := l.DialContext("client", l.Sources(1)[0])(ctx, "tcp", net.JoinHostPort(l.VIPFor(l.Sources(1)[0]).String(), "80")); err == nil {
+			t.Error("a new connection was accepted with the agent stopped (must fail closed)")
+		}
+		if !farmRules(t, l, 1) {
+			t.Error("the guard is gone after a graceful stop: established connections cannot carry on")
+		}
+		cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer ccancel()
+		if out, err := l.Exec(cctx, l.Node(1).NS, l.FarmBin(), "cleanup"); err != nil {
+			t.Fatalf("farm cleanup: %v: %s", err, out)
+		}
 		if farmRules(t, l, 1) {
-			t.Error("rules left after a graceful stop")
+			t.Error("rules left after farm cleanup")
 		}
 	})
 

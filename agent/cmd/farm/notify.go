@@ -59,7 +59,7 @@ func (n *notifier) run(ctx context.Context, ready <-chan struct{}, onReady func(
 		case <-tick:
 			n.notify(daemon.SdNotifyWatchdog)
 		case <-ctx.Done():
-			n.notify(daemon.SdNotifyStopping + "\nSTATUS=Leaving the farm and removing the rules.")
+			n.notify(daemon.SdNotifyStopping + "\nSTATUS=Leaving the farm (the VIP and the guard stay for the established connections).")
 			return
 		}
 	}

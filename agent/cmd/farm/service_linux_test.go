@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,8 +145,9 @@ ports = "80"
 // the file system read-only except the state directory (ProtectSystem=strict
 // with StateDirectory=), farm cleanup first (ExecStartPre=), then the agent
 // with no terminal and stdin on /dev/null; it exits with the agent's status.
-// There is no cleanup after the agent (ExecStopPost=): the test checks that
-// the agent removed its rules itself.
+// There is no cleanup after the agent (the unit has no ExecStopPost=): the
+// test checks that a stopped agent left the VIP and the guard (its flows
+// carry on) and that `farm cleanup` removes them.
 const pid1Script = `set -eu
 mkdir -p "$STATE"
 mount --bind "$STATE" "$STATE"
@@ -353,7 +355,7 @@ func consoleAnswers(ns string) bool {
 // file system but its state directory, NOTIFY_SOCKET and WATCHDOG_USEC set.
 // READY=1 comes only once the rules are in, the VIP is held and the console
 // answers; SIGHUP reloads (RELOADING=1, READY=1); SIGTERM sends STOPPING=1
-// and the agent exits 0 with its rules removed.
+// and the agent exits 0, leaving the VIP and the guard (farm cleanup removes them).
 func TestAgentUnderServiceManager(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables and the VIP", "ip", "unshare", "nft", "mount", "curl")
 	bin := farmBinary(t)
@@ -459,11 +461,20 @@ func TestAgentUnderServiceManager(t *testing.T) {
 	if code := m.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0:\n%s", code, m.logText())
 	}
+	if r := farmRules(t, ns); !slices.Contains(r, "nft table farm_guard") || slices.Contains(r, "nft table farm_owned") {
+		t.Errorf("after SIGTERM the guard must stay and the owned table go: %q", r)
+	}
+	if !vipHeld(t, ns) {
+		t.Error("VIP released after SIGTERM: the node's established flows cannot carry on")
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, bin, "cleanup").CombinedOutput(); err != nil {
+		t.Fatalf("farm cleanup: %v: %s", err, out)
+	}
 	if r := farmRules(t, ns); len(r) > 0 {
-		t.Errorf("rules left after SIGTERM: %q", r)
+		t.Errorf("rules left after farm cleanup: %q", r)
 	}
 	if vipHeld(t, ns) {
-		t.Error("VIP still held after SIGTERM")
+		t.Error("VIP still held after farm cleanup")
 	}
 	t.Logf("agent log:\n%s", m.logText())
 }
@@ -508,8 +519,8 @@ func waitLog(t *testing.T, m *managedAgent, s string, d time.Duration) {
 
 // TestSysVScript runs the init script `farm service install --init sysv`
 // writes, in a network namespace: start runs the agent under its
-// supervisor, an agent killed with SIGKILL is restarted, stop ends it and
-// leaves no rule, status follows.
+// supervisor, an agent killed with SIGKILL is restarted, stop ends it (the
+// guard stays until farm cleanup), status follows.
 func TestSysVScript(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables and the VIP", "ip", "nft")
 	if _, err := os.Stat("/etc/default/farm"); err == nil {
@@ -603,8 +614,14 @@ func TestSysVScript(t *testing.T) {
 	if out, code := run("stop"); code != 0 {
 		t.Fatalf("stop: exit %d: %s", code, out)
 	}
+	if r := farmRules(t, ns); !slices.Contains(r, "nft table farm_guard") {
+		t.Errorf("after stop the guard must stay (established flows carry on): %q", r)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, bin, "cleanup").CombinedOutput(); err != nil {
+		t.Fatalf("farm cleanup: %v: %s", err, out)
+	}
 	if r := farmRules(t, ns); len(r) > 0 {
-		t.Errorf("rules left after stop: %q", r)
+		t.Errorf("rules left after stop and farm cleanup: %q", r)
 	}
 	if out, code := run("status"); code != 3 {
 		t.Errorf("status after stop: exit %d, want 3: %s", code, out)

@@ -122,7 +122,6 @@ func TestUnitSettings(t *testing.T) {
 		"Restart=on-failure",
 		"ExecReload=/bin/kill -HUP $MAINPID",
 		"ExecStartPre=-/usr/local/bin/farm cleanup",
-		"ExecStopPost=-/usr/local/bin/farm cleanup",
 		"ExecStart=/usr/local/bin/farm agent --config /etc/farm/farm.toml",
 		"NoNewPrivileges=yes",
 		"ProtectSystem=strict",
