@@ -229,7 +229,7 @@ func TestPlannerWiring(t *testing.T) {
 	}
 	show := func(nodes ...view.Node) view.View {
 		v := view.Compute(nodes, true)
-		v.Joined = true
+		v.Joined, v.Fresh = true, true
 		a.onView(v)
 		return v
 	}

@@ -33,10 +33,14 @@ func weight(n view.Node, w uint32) view.Node {
 	return with(n, func(n *view.Node) { n.Weight = w })
 }
 
+// stale marks a view's majority as not fresh (View.Fresh).
+func stale(v view.View) view.View { v.Fresh = false; return v }
+
 // farm returns the view of the given nodes, joined and with quorum as computed.
 func farm(nodes ...view.Node) view.View {
 	v := view.Compute(append([]view.Node(nil), nodes...), true)
 	v.Joined = true
+	v.Fresh = v.Quorum
 	return v
 }
 
@@ -312,6 +316,15 @@ func TestNext(t *testing.T) {
 			{at: 2 * time.Second, in: Input{View: noQuorum}, why: WhyNoQuorum, wake: -1},
 			withOwned(serving(5*time.Second, three, shareOf(1, web1, web2, web3), 0, 6*time.Second), 0),
 			serving(6*time.Second, three, 0, 0, -1),
+		}},
+		{"a dead peer while this node's majority is not fresh (minority side of a split): fenced", settings, []step{
+			serving(0, farm(web1), 0, 0, -1),
+			serving(time.Second, farm(web1, web2, web3, web4), 0, 0, -1),
+			fencing(withOwned(serving(2*time.Second, stale(farm(web1, dead(web2), web3, web4)),
+				moved(farm(web1, web2, web3, web4), farm(web1, dead(web2), web3, web4), 2, 1), 0, -1), shareOf(1, web1, web2, web3, web4))),
+			// Fresh again (it hears its peers): taken and reset.
+			serving(2*time.Second+100*ms, farm(web1, dead(web2), web3, web4), 0,
+				moved(farm(web1, web2, web3, web4), farm(web1, dead(web2), web3, web4), 2, 1), 32*time.Second+100*ms),
 		}},
 		{"graceful leave: taken at once, nothing reset", settings, []step{
 			serving(0, farm(web1), 0, 0, -1),

@@ -61,6 +61,14 @@ type View struct {
 	Nodes  []Node
 	Table  *table.Table
 	Shares map[uint8]int
+	// Fresh is true when this node heard a gossip packet recently (see
+	// member's freshAfter) from enough of the known nodes to be a majority
+	// with itself (the witness breaking a tie). Quorum follows the failure
+	// detector, which on the minority side of a split lags: a node there
+	// still counts a majority while it has declared only some of the other
+	// side dead. Taking over a dead node's buckets needs Fresh too, so such
+	// a node does not answer buckets the other side still serves.
+	Fresh bool
 	// Quorum is false when this node is on the minority side of a
 	// partition (or lost an even split without reaching the witness): it
 	// must not serve, since the other side is taking over its share.
