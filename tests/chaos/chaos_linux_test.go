@@ -426,10 +426,20 @@ func (c *chaos) apply(s Step) Window {
 			w.Err = err.Error()
 		}
 	}
+	// The heal begins with its first command (an unisolate or a link up takes
+	// effect while the command runs), so the window's heal time is taken
+	// just before it: a request started during the command belongs to the
+	// heal, not to the fault.
+	healing := func() {
+		if w.Heal.IsZero() {
+			w.Heal = time.Now()
+		}
+	}
 	switch s.Kind {
 	case KillAgent:
 		fail(c.agents[n-1].Kill())
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.startAgent(n))
 	case KillNginx:
 		pids, err := c.l.KillNginx(n)
@@ -444,6 +454,7 @@ func (c *chaos) apply(s Step) Window {
 	case CutLink:
 		fail(c.l.SetLink(ctx, n, false))
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.l.SetLink(ctx, n, true))
 	case Split1v3:
 		var peers []int
@@ -454,6 +465,7 @@ func (c *chaos) apply(s Step) Window {
 		}
 		fail(c.l.Isolate(ctx, n, peers, netip.Addr{}))
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.l.Unisolate(ctx, n))
 	case Split2v2:
 		var others []int
@@ -466,12 +478,14 @@ func (c *chaos) apply(s Step) Window {
 			fail(c.l.Isolate(ctx, i, others, c.l.Client.Addr4))
 		}
 		time.Sleep(s.Hold)
+		healing()
 		for _, i := range s.Nodes {
 			fail(c.l.Unisolate(ctx, i))
 		}
 	case Stall:
 		fail(c.agents[n-1].Signal(syscall.SIGSTOP))
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.agents[n-1].Signal(syscall.SIGCONT))
 	case Drain:
 		// The node keeps its keep-alive flows while draining (the drain
@@ -480,19 +494,22 @@ func (c *chaos) apply(s Step) Window {
 		fail(c.waitState(n, "draining", 20*time.Second))
 		w.Notes = append(w.Notes, fmt.Sprintf("every node saw web%d draining %s after the drain", n, time.Since(w.Start).Round(time.Millisecond)))
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.farmCLI(s.Via, "start", fmt.Sprintf("web%d", n)))
 	case Weight:
 		fail(c.reweight(n, s.Weight))
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.reweight(n, 100))
 	case LeaveJoin:
 		fail(c.agents[n-1].Stop())
 		time.Sleep(s.Hold)
+		healing()
 		fail(c.startAgent(n))
 	default:
 		fail(fmt.Errorf("unknown fault kind %q", s.Kind))
 	}
-	w.Heal = time.Now()
+	healing() // kill-nginx: healed when its checker restarted it
 	agreed, err := c.waitAgreed(agreeMax)
 	if err != nil {
 		w.Notes = append(w.Notes, "last disagreement: "+err.Error())
