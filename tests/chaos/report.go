@@ -151,7 +151,8 @@ func (a Analysis) Violations() int {
 }
 
 // Analyze attributes every request, lost connection and double answer to
-// the fault window it started in (or to steady time) and checks the
+// the fault window it started in (a failed request that started just before
+// a window and ended in it, to that window), or to steady time, and checks the
 // invariants per window. windows must be in time order and disjoint.
 func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analysis {
 	rows := map[Kind]*Row{}
@@ -197,6 +198,11 @@ func Analyze(windows []Window, recs []Rec, lost []Event, doubles []Double) Analy
 	}
 	for _, r := range sorted {
 		i := find(r.Start)
+		if i < 0 && !r.ok() {
+			// A request still in flight when a fault began (nginx killed
+			// under it) failed because of that fault, not in steady time.
+			i = find(r.End)
+		}
 		k := SteadyKind
 		if i >= 0 {
 			k = windows[i].Step.Kind
