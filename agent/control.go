@@ -182,7 +182,7 @@ func (a *Agent) Status(_ context.Context, detail bool) console.Status {
 		st.Witness = &console.WitnessStatus{Address: a.cfg.Gossip.Witness, Reachable: a.witness.OK()}
 	}
 	if p := a.plan.Load(); p != nil {
-		st.Withheld = p.Withheld()
+		st.Serving, st.Why, st.Withheld = p.Serving, p.Why, p.Withheld()
 	}
 	fd := a.details.latest.Load()
 	if !detail {

@@ -100,6 +100,10 @@ type Status struct {
 	// Witness is the tie-breaker address and whether it answers; nil when
 	// none is configured.
 	Witness *WitnessStatus `json:"witness,omitempty"`
+	// Serving is whether the answering node's data path takes new
+	// connections for its share now (its latest plan), Why why not.
+	Serving bool   `json:"serving"`
+	Why     string `json:"why,omitempty"`
 	// Withheld counts the buckets the farm gives the answering node that it
 	// does not answer yet: a handoff or an announced switch in progress, or
 	// a dead node's buckets while its host is probed or may still answer.

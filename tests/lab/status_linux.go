@@ -49,6 +49,9 @@ func (l *Lab) Converged(ctx context.Context, nodes []int, want int) error {
 		if up != want {
 			return fmt.Errorf("web%d sees %d nodes up, want %d: %s", i, up, want, s)
 		}
+		if !st.Serving {
+			return fmt.Errorf("web%d does not serve yet (%s)", i, st.Why)
+		}
 		if st.Withheld > 0 {
 			return fmt.Errorf("web%d does not answer %d of its buckets yet (handoff, switch or probe in progress)", i, st.Withheld)
 		}
