@@ -11,6 +11,7 @@ import (
 	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/events"
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/member"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/farm/view"
@@ -87,9 +88,39 @@ func (a *Agent) stopApp() {
 		return
 	}
 	a.tasks.spawn(func(ctx context.Context) {
+		// A stopped node still answers its buckets until its announced
+		// switch time (the others start then): stopping the application
+		// before would refuse those connections.
+		a.waitNotAnswering(ctx, plan.MaxSwitchAhead+time.Second)
 		r := a.monitor.StopApp(ctx)
 		a.log.Info("Application stop script ran.", "exit", r.ExitCode, "err", r.Err)
 	})
+}
+
+// answering reports whether this node's data path still takes new
+// connections for some bucket (its own, or one it releases at a switch).
+func (a *Agent) answering() bool {
+	p := a.plan.Load()
+	return p != nil && p.Serving && p.Owned(a.settings.Self) > 0
+}
+
+// waitNotAnswering waits, at most max, until this node takes no new
+// connection.
+func (a *Agent) waitNotAnswering(ctx context.Context, max time.Duration) {
+	deadline := time.NewTimer(max)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for a.answering() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			a.log.Warn("The node still answers new connections; stopping the application anyway.", "waited", max)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // cancelDrain ends a drain in progress (a start or stop overrides it).
@@ -136,7 +167,9 @@ wait:
 		case err != nil && ctx.Err() == nil:
 			lastErr = err
 			a.log.Warn("Counting flows failed while draining; trying again.", "err", err)
-		case err == nil && n == 0:
+		case err == nil && n == 0 && !a.answering():
+			// No flows, and no new ones coming: the node answered its
+			// buckets until the switch time it announced.
 			a.log.Info("Drain complete: no flows left.", "after", time.Since(start).Round(time.Millisecond))
 			break wait
 		case err == nil:

@@ -265,8 +265,9 @@ func (p Plan) Same(q Plan) bool {
 //     handoff delay after this node heard of the change;
 //   - a bucket gained from a dead node (also during a handoff) is taken at
 //     once when its host is known not to answer it any more (HostAgentGone,
-//     HostGone, or HostServing with a user-space data path) and this node's
-//     majority is fresh (View.Fresh), and withheld (Fenced) otherwise;
+//     HostGone, or HostServing with a user-space data path), and withheld
+//     (Fenced) otherwise; a node without a fresh majority (View.Fresh)
+//     serves nobody at all;
 //   - when a dead node's host is gone (HostGone), the orphaned flows it may
 //     hold in this node's buckets are reset for the reset window: in the
 //     buckets taken from it at its death and in those it handed over
@@ -332,7 +333,11 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 		why = WhyLeaving
 	case !v.Joined:
 		why = WhyNotJoined
-	case !v.Quorum:
+	case !v.Quorum, !v.Fresh:
+		// Without a fresh majority (the peers heard in the last 0.5 s),
+		// this node is likely on the minority side of a split whose other
+		// side takes its buckets after detecting it dead and probing it
+		// (0.65 s or more measured): it stops first.
 		why = WhyNoQuorum
 	}
 	if why != "" {
@@ -381,10 +386,6 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	for id := range dead {
 		switch {
 		case !dead[id]:
-		case !v.Fresh:
-			// Nothing is taken over while the majority is stale: the
-			// orphans wait with the buckets.
-			orphaned[id] = prev.Orphaned[id]
 		case in.Hosts[uint8(id)] == HostGone:
 			orphaned[id] = true
 			fresh[id] = !prev.Orphaned[id]
@@ -477,14 +478,6 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 			}
 		case dead[from]:
 			switch h := in.Hosts[from]; {
-			case !v.Fresh:
-				// This node's majority is not fresh (it has not heard
-				// enough peers lately): it may be the minority side of a
-				// split that has declared only part of the other side
-				// dead, and the "dead" node may be serving over there.
-				eff[b] = 0
-				fencedFrom[b] = from
-				fenced = true
 			case h == HostGone:
 				resetIfOrphaned(b)
 			case h == HostAgentGone:

@@ -66,8 +66,9 @@ type View struct {
 	// with itself (the witness breaking a tie). Quorum follows the failure
 	// detector, which on the minority side of a split lags: a node there
 	// still counts a majority while it has declared only some of the other
-	// side dead. Taking over a dead node's buckets needs Fresh too, so such
-	// a node does not answer buckets the other side still serves.
+	// side dead. Serving, and taking over a dead node's buckets, need Fresh
+	// too, so such a node stops before the other side takes its buckets
+	// and never answers buckets the other side still serves.
 	Fresh bool
 	// Quorum is false when this node is on the minority side of a
 	// partition (or lost an even split without reaching the witness): it
