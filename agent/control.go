@@ -11,8 +11,8 @@ import (
 	"github.com/webfarm/farm/checkers"
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/farm/events"
-	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/member"
+	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
 	"github.com/webfarm/farm/farm/view"
 )
