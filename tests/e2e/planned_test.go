@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/webfarm/farm/console"
 	"github.com/webfarm/farm/filter"
 	"github.com/webfarm/farm/tests/lab"
@@ -204,49 +202,6 @@ func (f *farm) pcConntrack(i int, src netip.Addr) string {
 	return strings.TrimSpace(string(out))
 }
 
-// pcTCPInfo reads TCP_INFO of a connection: Total_retrans right after a dial
-// counts SYN retransmissions (a SYN nobody answered the first time).
-func pcTCPInfo(c net.Conn) (*unix.TCPInfo, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a TCP connection", c)
-	}
-	sc, err := tc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var info *unix.TCPInfo
-	var ierr error
-	if err := sc.Control(func(fd uintptr) {
-		info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	}); err != nil {
-		return nil, err
-	}
-	return info, ierr
-}
-
-// pcGet makes one GET and returns the trimmed body (the node's name);
-// anything but 200 is an error.
-func pcGet(ctx context.Context, c *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return "", fmt.Errorf("read body: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 // pcResetLike reports errors that mean the connection was torn down under a
 // request (as opposed to a timeout).
 func pcResetLike(err error) bool {
@@ -395,7 +350,7 @@ func (ld *pcLoad) runLong(ctx context.Context, lc *pcConn) {
 		ld.mu.Unlock()
 		rctx, cancel := context.WithTimeout(ctx, pcReqTimeout)
 		start := time.Now()
-		body, err := pcGet(rctx, lc.client, lc.url)
+		body, err := lab.GetWith(rctx, lc.client, lc.url)
 		rtt := time.Since(start)
 		cancel()
 		if ctx.Err() != nil {
@@ -456,7 +411,7 @@ func (ld *pcLoad) runNew(ctx context.Context, srcs []netip.Addr) {
 				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 					c, err := base(ctx, network, addr)
 					if err == nil {
-						if info, ierr := pcTCPInfo(c); ierr == nil {
+						if info, ierr := lab.TCPInfo(c); ierr == nil {
 							retrans = info.Total_retrans
 						}
 					}
@@ -465,7 +420,7 @@ func (ld *pcLoad) runNew(ctx context.Context, srcs []netip.Addr) {
 				DisableKeepAlives: true,
 			},
 		}
-		body, err := pcGet(ctx, c, ld.l.VIPURL(src))
+		body, err := lab.GetWith(ctx, c, ld.l.VIPURL(src))
 		c.CloseIdleConnections()
 		if ctx.Err() != nil {
 			return
@@ -497,7 +452,7 @@ func (ld *pcLoad) stop() {
 	for _, lc := range ld.long {
 		lc.mu.Lock()
 		if lc.conn != nil {
-			if info, err := pcTCPInfo(lc.conn); err == nil {
+			if info, err := lab.TCPInfo(lc.conn); err == nil {
 				lc.retx = info.Total_retrans
 			}
 		}
