@@ -139,14 +139,7 @@ func run(t *testing.T, s Settings, steps []step) {
 				t.Errorf("step %d: switch loses %d gains %d", i, sw.Lose.Len(), sw.Gain.Len())
 			}
 		}
-		fenced := 0
-		if next.Fenced != nil {
-			for _, f := range next.Fenced {
-				if f != 0 {
-					fenced++
-				}
-			}
-		}
+		fenced := next.Withheld() - next.Pending.Count()
 		if fenced != st.fenced {
 			t.Errorf("step %d: %d buckets fenced, want %d", i, fenced, st.fenced)
 		}
