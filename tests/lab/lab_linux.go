@@ -170,6 +170,9 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := ipBatch(ctx, l.Switch.NS, sw); err != nil {
 		return err
 	}
+	if err := l.switchOffBridgeNetfilter(ctx); err != nil {
+		return err
+	}
 	for _, h := range hosts {
 		cmds := []string{
 			"link set lo up",
@@ -189,6 +192,22 @@ func (l *Lab) build(ctx context.Context) error {
 		if err := ipBatch(ctx, h.NS, cmds); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// switchOffBridgeNetfilter makes the switch a switch: where br_netfilter is
+// loaded (by anything on the host: a container runtime, say), every frame the
+// bridge forwards would also walk the IP firewall hooks, once per port a
+// frame is flooded to. A hardware switch does nothing of the kind, and it
+// would charge the farm (whose frames are flooded to every node) for a cost
+// its users never pay. The sysctls are per namespace and exist only while the
+// module is loaded.
+func (l *Lab) switchOffBridgeNetfilter(ctx context.Context) error {
+	_, err := l.Exec(ctx, l.Switch.NS, "sh", "-c",
+		`for f in /proc/sys/net/bridge/bridge-nf-call-*; do if [ -e "$f" ]; then echo 0 > "$f" || exit 1; fi; done`)
+	if err != nil {
+		return fmt.Errorf("switch off bridge netfilter in the switch namespace: %w", err)
 	}
 	return nil
 }
