@@ -152,13 +152,6 @@ func l4proto(p uint8) []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{p}}}
 }
 
-func daddrIn(f family, s *nftables.Set, invert bool) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrAt, Len: f.addrLen},
-		&expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID, Invert: invert},
-	}
-}
-
 // daddrIs matches packets to a.
 func daddrIs(f family, a netip.Addr) []expr.Any {
 	return []expr.Any{
@@ -173,11 +166,48 @@ const objCounter = 1
 // seenCounter names the counter of new flows to spec.VIPs[i].
 func seenCounter(i int) string { return fmt.Sprintf("seen%d", i) }
 
-func dportIn(s *nftables.Set) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Lookup{SourceRegister: reg, SetName: s.Name, SetID: s.ID},
+// vipMatch returns a function that builds the match of packets to one of
+// vips (with invert, to none of them) for rules in t. Every packet to a
+// VIP, on every node, is tested against the VIPs up to three times, so one
+// VIP (the common farm) is a compare; more are a lookup in a constant set
+// named "vips" declared in t on first use.
+func (in installer) vipMatch(t *nftables.Table, vips []netip.Addr) func(invert bool) ([]expr.Any, error) {
+	var set *nftables.Set
+	return func(invert bool) ([]expr.Any, error) {
+		load := &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: in.f.daddrAt, Len: in.f.addrLen}
+		if len(vips) == 1 {
+			op := expr.CmpOpEq
+			if invert {
+				op = expr.CmpOpNeq
+			}
+			return []expr.Any{load, &expr.Cmp{Op: op, Register: reg, Data: vips[0].AsSlice()}}, nil
+		}
+		if set == nil {
+			set = &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
+			if err := in.c.AddSet(set, addrElems(vips)); err != nil {
+				return nil, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
+			}
+		}
+		return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetName: set.Name, SetID: set.ID, Invert: invert}}, nil
 	}
+}
+
+// dportMatch returns the match of a destination port in ports for a rule
+// in t: a compare for one port, a range for one range (the usual [[rule]]),
+// else a lookup in a constant interval set of that name, declared in t.
+func (in installer) dportMatch(t *nftables.Table, name string, ports *filter.PortSet) ([]expr.Any, error) {
+	load := &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
+	if rs := ports.Ranges(); len(rs) == 1 {
+		if rs[0].Lo == rs[0].Hi {
+			return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: be16(rs[0].Lo)}}, nil
+		}
+		return []expr.Any{load, &expr.Range{Op: expr.CmpOpEq, Register: reg, FromData: be16(rs[0].Lo), ToData: be16(rs[0].Hi)}}, nil
+	}
+	ps := &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeInetService, Interval: true, Constant: true}
+	if err := in.c.AddSet(ps, portElems(ports)); err != nil {
+		return nil, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, name, err)
+	}
+	return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetName: ps.Name, SetID: ps.ID}}, nil
 }
 
 // bareSYN matches (eq) or rejects (neq) a TCP segment whose only flag
@@ -251,12 +281,29 @@ func portElems(ps *filter.PortSet) []nftables.SetElement {
 	return out
 }
 
-// bucketElems returns the set elements of buckets: the hash expression
-// leaves a bucket in its register as a host-order 32-bit number.
+// bucketKey is the key type of the bucket sets. The hash expression leaves
+// a bucket in its register as a host-order 32-bit number below 4096, and a
+// lookup reads as many bytes of the register as the set's key has. On a
+// little-endian host the first two bytes are the bucket itself, and a set
+// with 2-byte keys is one the kernel backs with a bitmap (nft_set_bitmap:
+// one bit test per lookup) instead of a hash table (nft_set_rhash: a hash
+// of the key and a bucket walk); every packet to a VIP does one or two of
+// these lookups on every node. A big-endian host keeps 4-byte keys. The
+// type stays "mark", which nft lists in hex, as it did with 4-byte keys.
+var bucketKey = func() nftables.SetDatatype {
+	k := nftables.TypeMark
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+		k.Bytes = 2
+	}
+	return k
+}()
+
+// bucketElems returns the set elements of buckets, in the host byte order
+// the hash leaves them in, bucketKey.Bytes long.
 func bucketElems(buckets []uint16) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(buckets))
 	for i, b := range buckets {
-		out[i] = nftables.SetElement{Key: native32(uint32(b))}
+		out[i] = nftables.SetElement{Key: native32(uint32(b))[:bucketKey.Bytes]}
 	}
 	return out
 }
@@ -264,7 +311,7 @@ func bucketElems(buckets []uint16) []nftables.SetElement {
 // bucketSet returns the declaration of a set of buckets in t. Host byte
 // order, as the hash leaves them, so nft lists bucket 5 as 0x00000005.
 func bucketSet(t *nftables.Table, name, comment string) *nftables.Set {
-	return &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian, Comment: comment}
+	return &nftables.Set{Table: t, Name: name, KeyType: bucketKey, KeyByteOrder: binaryutil.NativeEndian, Comment: comment}
 }
 
 // installer queues the messages that install one family's tables.
@@ -282,16 +329,16 @@ func (in installer) guard(vips []netip.Addr) error {
 	in.c.AddTable(t)
 	in.c.DelTable(t)
 	in.c.AddTable(t)
-	vipSet := &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
-	if err := in.c.AddSet(vipSet, addrElems(vips)); err != nil {
-		return fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
+	notVIP, err := in.vipMatch(t, vips)(true)
+	if err != nil {
+		return err
 	}
 	accept := nftables.ChainPolicyAccept
 	ch := in.c.AddChain(&nftables.Chain{Name: "guard", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioGuard), Policy: &accept})
 	mine := filter.Mark(in.spec.Self)
 	in.c.AddRule(rule(t, ch, "flows of this node (established, and new ones farm_owned took)", ctMarkIs(mine), one(verdict(expr.VerdictAccept))))
-	in.c.AddRule(rule(t, ch, "not to a VIP: not ours to decide", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
+	in.c.AddRule(rule(t, ch, "not to a VIP: not ours to decide", notVIP, one(verdict(expr.VerdictAccept))))
 	in.c.AddRule(rule(t, ch, "orphans farm_owned passed: the local stack resets them", metaMarkIs(resetMark), one(verdict(expr.VerdictAccept))))
 	for _, p := range []uint8{filter.ProtoTCP, filter.ProtoUDP} {
 		var sets []*filter.PortSet
@@ -305,12 +352,12 @@ func (in installer) guard(vips []netip.Addr) error {
 			continue
 		}
 		name := filter.ProtoName(p)
-		ps := &nftables.Set{Table: t, Name: name + "_ports", KeyType: nftables.TypeInetService, Interval: true, Constant: true}
-		if err := in.c.AddSet(ps, portElems(ports)); err != nil {
-			return fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
+		port, err := in.dportMatch(t, name+"_ports", ports)
+		if err != nil {
+			return err
 		}
 		in.c.AddRule(rule(t, ch, "balanced "+name+" that nothing took: other nodes' flows, buckets not ours, invalid",
-			l4proto(p), dportIn(ps), one(verdict(expr.VerdictDrop))))
+			l4proto(p), port, one(verdict(expr.VerdictDrop))))
 	}
 	return nil
 }
@@ -334,9 +381,10 @@ type ownedSets struct {
 func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 	var sets ownedSets
 	t := &nftables.Table{Name: rules.OwnedTable, Family: in.f.family}
-	vipSet := &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
-	if err := in.c.AddSet(vipSet, addrElems(vips)); err != nil {
-		return sets, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
+	vipMatch := in.vipMatch(t, vips)
+	notVIP, err := vipMatch(true)
+	if err != nil {
+		return sets, err
 	}
 	sets.owned = bucketSet(t, ownedSet, "buckets this node answers (jhash ... mod 4096 seed 0x6661726d)")
 	sets.reset = bucketSet(t, takeoverSet, "buckets taken over whose orphaned flows are reset (reset window)")
@@ -352,7 +400,7 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 	accept := nftables.ChainPolicyAccept
 	raw := in.c.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioRaw), Policy: &accept})
-	in.c.AddRule(rule(t, raw, "not to a VIP: untouched", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
+	in.c.AddRule(rule(t, raw, "not to a VIP: untouched", notVIP, one(verdict(expr.VerdictAccept))))
 	// Chain "seen" counts the new flows to each VIP, whoever owns them, for
 	// the farm's frame-delivery self-test (every node should see all of
 	// them): the raw chains jump to it with the bare SYNs and the UDP
@@ -374,20 +422,23 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 	pre := in.c.AddChain(&nftables.Chain{Name: "pre", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(prioOwned), Policy: &accept})
 	in.c.AddRule(rule(t, pre, "only new flows are decided here", ctState(expr.CmpOpNeq, expr.CtStateBitNEW), one(verdict(expr.VerdictAccept))))
-	in.c.AddRule(rule(t, pre, "not to a VIP", daddrIn(in.f, vipSet, true), one(verdict(expr.VerdictAccept))))
+	if notVIP, err = vipMatch(true); err != nil {
+		return sets, err
+	}
+	in.c.AddRule(rule(t, pre, "not to a VIP", notVIP, one(verdict(expr.VerdictAccept))))
 	mine := filter.Mark(in.spec.Self)
 	for i, r := range in.spec.Rules {
 		name := fmt.Sprintf("rule%d", i+1)
 		proto := filter.ProtoName(r.Proto)
-		ps := &nftables.Set{Table: t, Name: name + "_ports", KeyType: nftables.TypeInetService, Interval: true, Constant: true}
-		if err := in.c.AddSet(ps, portElems(r.Ports)); err != nil {
-			return sets, fmt.Errorf("%s %s: set %s: %w", in.f.name, t.Name, ps.Name, err)
+		port, err := in.dportMatch(t, name+"_ports", r.Ports)
+		if err != nil {
+			return sets, err
 		}
 		title := fmt.Sprintf("[[rule]] %d: %s %s, affinity %s", i+1, proto, r.Ports, r.Affinity)
 		bucket := in.f.bucketExprs(r.Affinity)
 
 		rawCh := in.c.AddChain(&nftables.Chain{Name: "raw_" + name, Table: t})
-		in.c.AddRule(rule(t, raw, title, l4proto(r.Proto), dportIn(ps), one(goTo(rawCh.Name))))
+		in.c.AddRule(rule(t, raw, title, l4proto(r.Proto), port, one(goTo(rawCh.Name))))
 		if r.Proto == filter.ProtoTCP {
 			in.c.AddRule(rule(t, rawCh, "a bare SYN: counted", bareSYN(expr.CmpOpEq), one(jump(seen.Name))))
 		} else {
@@ -398,7 +449,7 @@ func (in installer) owned(vips []netip.Addr) (ownedSets, error) {
 
 		ch := in.c.AddChain(&nftables.Chain{Name: name, Table: t})
 		// goto: a port of several rules is decided by the first, as filter.Decider does.
-		in.c.AddRule(rule(t, pre, title, l4proto(r.Proto), dportIn(ps), one(goTo(name))))
+		in.c.AddRule(rule(t, pre, title, l4proto(r.Proto), port, one(goTo(name))))
 		switch r.Proto {
 		case filter.ProtoTCP:
 			in.c.AddRule(rule(t, ch, "a bare SYN in a bucket this node owns: this node's flow, with the short TIME_WAIT",
