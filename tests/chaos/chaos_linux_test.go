@@ -720,27 +720,8 @@ func (ld *load) runNew(ctx context.Context, srcs []netip.Addr) {
 		case <-tick.C:
 		}
 		src := srcs[k%len(srcs)]
-		base := ld.l.DialContext(ld.l.Client.NS, src)
-		var retx uint32
-		client := &http.Client{
-			Timeout: reqTimeout,
-			Transport: &http.Transport{
-				Proxy: nil,
-				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					c, err := base(ctx, network, addr)
-					if err == nil {
-						if info, ierr := lab.TCPInfo(c); ierr == nil {
-							retx = info.Total_retrans
-						}
-					}
-					return c, err
-				},
-				DisableKeepAlives: true,
-			},
-		}
 		start := time.Now()
-		body, err := lab.GetWith(ctx, client, ld.l.VIPURL(src))
-		client.CloseIdleConnections()
+		body, retx, err := ld.l.GetNew(ctx, ld.l.Client.NS, src, ld.l.VIPURL(src), reqTimeout)
 		if ctx.Err() != nil {
 			return
 		}

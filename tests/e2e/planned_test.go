@@ -402,26 +402,7 @@ func (ld *pcLoad) runNew(ctx context.Context, srcs []netip.Addr) {
 		ld.mu.Lock()
 		phase := ld.phase
 		ld.mu.Unlock()
-		base := ld.l.DialContext(ld.l.Client.NS, src)
-		var retrans uint32
-		c := &http.Client{
-			Timeout: pcReqTimeout,
-			Transport: &http.Transport{
-				Proxy: nil,
-				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					c, err := base(ctx, network, addr)
-					if err == nil {
-						if info, ierr := lab.TCPInfo(c); ierr == nil {
-							retrans = info.Total_retrans
-						}
-					}
-					return c, err
-				},
-				DisableKeepAlives: true,
-			},
-		}
-		body, err := lab.GetWith(ctx, c, ld.l.VIPURL(src))
-		c.CloseIdleConnections()
+		body, retrans, err := ld.l.GetNew(ctx, ld.l.Client.NS, src, ld.l.VIPURL(src), pcReqTimeout)
 		if ctx.Err() != nil {
 			return
 		}

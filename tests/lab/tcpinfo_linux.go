@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,4 +37,32 @@ func TCPInfo(c net.Conn) (*unix.TCPInfo, error) {
 // GET, the body trimmed (a node's name), any status but 200 an error.
 func GetWith(ctx context.Context, c *http.Client, url string) (string, error) {
 	return get(ctx, c, url)
+}
+
+// GetNew is one GET to url on a new TCP connection from src in namespace
+// ns (a client that does not keep connections), with the SYN
+// retransmissions of its connect (TCP_INFO right after the dial): a load
+// generator's new-connection request, which counts both a failure and a
+// SYN that waited a second for an answer.
+func (l *Lab) GetNew(ctx context.Context, ns string, src netip.Addr, url string, timeout time.Duration) (body string, synRetrans uint32, err error) {
+	base := l.DialContext(ns, src)
+	c := &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := base(ctx, network, addr)
+				if err == nil {
+					if info, ierr := TCPInfo(conn); ierr == nil {
+						synRetrans = info.Total_retrans
+					}
+				}
+				return conn, err
+			},
+			DisableKeepAlives: true,
+		},
+	}
+	defer c.CloseIdleConnections()
+	body, err = get(ctx, c, url)
+	return body, synRetrans, err
 }
