@@ -131,6 +131,10 @@ type Engine struct {
 	hold         holdings
 	releaseEvery time.Duration
 	settle       time.Duration
+
+	// seenErr says the last read of the new-flow counters failed (guarded
+	// by mu), so the failure is logged once.
+	seenErr bool
 }
 
 // Defaults of releaseEvery and settle.

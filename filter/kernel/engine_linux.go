@@ -431,16 +431,25 @@ func (st *netlinkState) close() error {
 }
 
 // Seen returns, per VIP in the spec's order, how many new flows the kernel
-// saw to it (before the verdict), from the owned tables' named counters; 0
-// for a VIP whose counter cannot be read (the engine is not running).
+// saw to it (before the verdict), from the owned tables' named counters;
+// nil when they cannot be read (the engine is not running, or netlink
+// failed: logged), so the frame-delivery self-test skips this node instead
+// of reading zeros as a node that stopped getting frames.
 func (e *Engine) Seen() []uint64 {
-	out := make([]uint64, len(e.spec.VIPs))
 	e.mu.Lock() // one exchange at a time on the engine's socket (Apply holds it too)
 	defer e.mu.Unlock()
 	st := e.nl
 	if st == nil {
-		return out
+		return nil
 	}
+	// The socket keeps the deadline of its last exchange: without a fresh
+	// one every read nlTimeout after the last Apply timed out at once, and
+	// the self-test saw every node of a kernel-engine farm at 0.
+	if err := st.raw.SetDeadline(time.Now().Add(nlTimeout)); err != nil {
+		e.seenFailed(err)
+		return nil
+	}
+	out := make([]uint64, len(e.spec.VIPs))
 	// One counter at a time: a dump of the table's objects would include
 	// the conntrack timeout policy, which the library's legacy object
 	// parser refuses ("malformed stateful object"), failing the whole dump.
@@ -450,10 +459,29 @@ func (e *Engine) Seen() []uint64 {
 				continue
 			}
 			o, err := st.conn.GetObject(&nftables.CounterObj{Table: fs.ownedT, Name: seenCounter(i)})
-			if c, ok := o.(*nftables.CounterObj); err == nil && ok {
-				out[i] = c.Packets
+			c, ok := o.(*nftables.CounterObj)
+			if err == nil && !ok {
+				err = fmt.Errorf("counter %s: the kernel answered with %T", seenCounter(i), o)
 			}
+			if err != nil {
+				e.seenFailed(err)
+				return nil
+			}
+			out[i] = c.Packets
 		}
 	}
+	if e.seenErr {
+		e.seenErr = false
+		e.log.Info("Reading the new-flow counters works again.")
+	}
 	return out
+}
+
+// seenFailed logs a failed counter read once until a read works again
+// (called with e.mu held).
+func (e *Engine) seenFailed(err error) {
+	if !e.seenErr {
+		e.seenErr = true
+		e.log.Warn("Reading the new-flow counters failed; the frame-delivery self-test skips this node until it works (logged again once it does).", "err", err)
+	}
 }

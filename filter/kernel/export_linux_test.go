@@ -22,3 +22,11 @@ func BucketExprs(v6 bool, aff filter.Affinity) []expr.Any {
 func SetRelease(e *Engine, every, settle time.Duration) {
 	e.releaseEvery, e.settle = every, settle
 }
+
+// ExpireSocketDeadline sets the deadline of e's netlink socket to now, as
+// if its last exchange were long past (Run must be serving).
+func ExpireSocketDeadline(e *Engine) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.nl.raw.SetDeadline(time.Now())
+}
