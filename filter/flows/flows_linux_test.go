@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/webfarm/farm/internal/testenv"
 )
@@ -50,15 +45,17 @@ table inet farmflowstest {
 // (TCP connections through loopback, UDP datagrams) and counts them.
 func TestCountNetlink(t *testing.T) {
 	testenv.RequireRoot(t, "network namespace, nftables and conntrack", "ip", "nft")
-	name := newNetns(t)
-	enterNetns(t, name)
+	name := testenv.NewNetns(t, "flows") // removed last: its cleanup is the first registered
+	testenv.EnterNetns(t, name)
 
-	run(t, "ip", "link", "set", "lo", "up")
+	testenv.Run(t, "ip", "link", "set", "lo", "up")
 	for _, a := range []netip.Addr{vip4, other, idle} {
-		run(t, "ip", "addr", "add", a.String()+"/32", "dev", "lo")
+		testenv.Run(t, "ip", "addr", "add", a.String()+"/32", "dev", "lo")
 	}
-	run(t, "ip", "-6", "addr", "add", vip6.String()+"/128", "dev", "lo", "nodad")
-	nft := exec.Command("nft", "-f", "-")
+	testenv.Run(t, "ip", "-6", "addr", "add", vip6.String()+"/128", "dev", "lo", "nodad")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nft := exec.CommandContext(ctx, "nft", "-f", "-")
 	nft.Stdin = strings.NewReader(ruleset)
 	if out, err := nft.CombinedOutput(); err != nil {
 		t.Fatalf("nft -f: %v: %s", err, out)
@@ -105,7 +102,7 @@ func TestCountNetlink(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			enterNetns(t, name) // a subtest runs on a goroutine of its own
+			testenv.EnterNetns(t, name) // a subtest runs on a goroutine of its own
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			got, err := Count(ctx, tt.mark, tt.mask, tt.vips)
@@ -119,13 +116,13 @@ func TestCountNetlink(t *testing.T) {
 	}
 
 	t.Run("closed flow stops counting", func(t *testing.T) {
-		enterNetns(t, name)
+		testenv.EnterNetns(t, name)
 		first.Close() // FIN: the entry leaves ESTABLISHED
 		waitCount(t, mark1, mask, []netip.Addr{vip4}, 3)
 	})
 
 	t.Run("ended context", func(t *testing.T) {
-		enterNetns(t, name)
+		testenv.EnterNetns(t, name)
 		cancelled, cancel := context.WithCancel(context.Background())
 		cancel()
 		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
@@ -223,53 +220,6 @@ func sendUDP(t *testing.T, a netip.Addr, port uint16) {
 	ln.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := ln.ReadFromUDP(make([]byte, 16)); err != nil {
 		t.Fatalf("udp to %v:%d not received: %v", a, port, err)
-	}
-}
-
-// newNetns creates a network namespace with a unique name, removed in
-// t.Cleanup (registered before anything else, so it also runs last).
-func newNetns(t *testing.T) string {
-	t.Helper()
-	name := fmt.Sprintf("farmtest-flows-%d-%08x", os.Getpid(), rand.Uint32())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
-// enterNetns moves the calling goroutine's thread into namespace name for
-// good: the thread stays locked and dies with the goroutine, so no other
-// goroutine ever runs there by accident. Sockets (and Count's netlink
-// socket) opened by this goroutine, and commands it runs, live there.
-func enterNetns(t *testing.T, name string) {
-	t.Helper()
-	runtime.LockOSThread() // never unlocked: see above
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		t.Fatalf("enter netns %s: %v", name, err)
-	}
-}
-
-// run runs a command in the caller's namespace, failing the test on error.
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
 

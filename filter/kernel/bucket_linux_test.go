@@ -46,9 +46,8 @@ var kinds = []filter.Affinity{filter.AffinityIP, filter.AffinityIPPort, filter.A
 // doc gives.
 func TestBucketKernelMatchesGo(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables, conntrack", "ip", "nft")
-	p := newPair(t)
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.95.255.254/16", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "fd95:0:0:ff::1/48", "dev", "eth0", "nodad")
+	p := testenv.NewPair(t, "kern")
+	testenv.AddAddrs(t, p.Srv, "eth0", "10.95.255.254/16", "fd95:0:0:ff::1/48")
 	var clients []netip.Addr
 	for _, n := range []int{0, 1, 77, 200} {
 		for _, h := range []int{1, 2, 33, 99, 170, 254} {
@@ -72,22 +71,22 @@ func TestBucketKernelMatchesGo(t *testing.T) {
 	if err := os.WriteFile(bf, []byte(batch.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ipCmd(t, "-n", p.cli, "-batch", bf)
+	testenv.Run(t, "ip", "-n", p.Cli, "-batch", bf)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// The stamping rules, in prerouting after conntrack.
-	if err := inNetns(p.srv, func() error { return stampWithEngineExprs() }); err != nil {
+	if err := testenv.InNetns(p.Srv, func() error { return stampWithEngineExprs() }); err != nil {
 		t.Fatalf("install the engine-expression stamps: %v", err)
 	}
 	script := filepath.Join(t.TempDir(), "stamp.nft")
 	if err := os.WriteFile(script, []byte(cliStamps()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := nsRun(ctx, p.srv, "nft", "-f", script); err != nil {
+	if out, err := testenv.ExecIn(ctx, p.Srv, "nft", "-f", script); err != nil {
 		t.Fatalf("install the nft-syntax stamps: %v: %s", err, out)
 	}
-	if out, err := nsRun(ctx, p.srv, "nft", "list", "ruleset"); err == nil {
+	if out, err := testenv.ExecIn(ctx, p.Srv, "nft", "list", "ruleset"); err == nil {
 		t.Logf("stamping rules:\n%s", out)
 	}
 
@@ -102,7 +101,7 @@ func TestBucketKernelMatchesGo(t *testing.T) {
 				}
 				c.Close()
 			}
-		}(listenIn(t, p.srv, "tcp", fmt.Sprintf("[::]:%d", enginePort+i)))
+		}(testenv.ListenIn(t, p.Srv, "tcp", fmt.Sprintf("[::]:%d", enginePort+i)))
 		go func(ln net.Listener) {
 			for {
 				c, err := ln.Accept()
@@ -111,7 +110,7 @@ func TestBucketKernelMatchesGo(t *testing.T) {
 				}
 				c.Close()
 			}
-		}(listenIn(t, p.srv, "tcp", fmt.Sprintf("[::]:%d", cliPort+i)))
+		}(testenv.ListenIn(t, p.Srv, "tcp", fmt.Sprintf("[::]:%d", cliPort+i)))
 	}
 
 	// The flows: from every client to every port, TCP and UDP.
@@ -122,7 +121,7 @@ func TestBucketKernelMatchesGo(t *testing.T) {
 	}
 	srvAddr := map[bool]netip.Addr{false: netip.MustParseAddr("10.95.255.254"), true: netip.MustParseAddr("fd95:0:0:ff::1")}
 	var flows []flow
-	err := inNetns(p.cli, func() error {
+	err := testenv.InNetns(p.Cli, func() error {
 		for _, c := range clients {
 			for _, dp := range dports {
 				dst := netip.AddrPortFrom(srvAddr[c.Is6()], uint16(dp))
@@ -162,7 +161,7 @@ func TestBucketKernelMatchesGo(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		marks = map[key]uint32{}
-		err := inNetns(p.srv, func() error {
+		err := testenv.InNetns(p.Srv, func() error {
 			c, err := conntrack.Dial(nil)
 			if err != nil {
 				return err

@@ -63,7 +63,7 @@ func startEngine(t *testing.T, ctx context.Context, ns string, e *kernel.Engine)
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
-	go func() { runErr <- inNetns(ns, func() error { return e.Run(ctx) }) }()
+	go func() { runErr <- testenv.InNetns(ns, func() error { return e.Run(ctx) }) }()
 	var done bool
 	var err error
 	stop = func() error {
@@ -94,6 +94,18 @@ func startEngine(t *testing.T, ctx context.Context, ns string, e *kernel.Engine)
 	return stop
 }
 
+// dualStackPair is a Pair numbered n (10.n.0.0/24, fdn::/64): the
+// server has .2 and the VIPs .100, the client .1.
+func dualStackPair(t *testing.T, n int) (p testenv.Pair, vip4, vip6, cli4, cli6 netip.Addr) {
+	t.Helper()
+	p = testenv.NewPair(t, "kern")
+	testenv.AddAddrs(t, p.Srv, "eth0", fmt.Sprintf("10.%d.0.2/24", n), fmt.Sprintf("10.%d.0.100/32", n), fmt.Sprintf("fd%d::2/64", n), fmt.Sprintf("fd%d::100/128", n))
+	testenv.AddAddrs(t, p.Cli, "eth0", fmt.Sprintf("10.%d.0.1/24", n), fmt.Sprintf("fd%d::1/64", n))
+	vip4, vip6 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.100", n)), netip.MustParseAddr(fmt.Sprintf("fd%d::100", n))
+	cli4, cli6 = netip.MustParseAddr(fmt.Sprintf("10.%d.0.1", n)), netip.MustParseAddr(fmt.Sprintf("fd%d::1", n))
+	return p, vip4, vip6, cli4, cli6
+}
+
 // TestEngineNetns runs the real data path between two namespaces joined by
 // a veth, dual-stack, TCP and UDP: the engine installs its tables on the
 // server side. Before any plan nothing connects; owning every bucket a
@@ -103,16 +115,8 @@ func startEngine(t *testing.T, ctx context.Context, ns string, e *kernel.Engine)
 // working; when Run ends, everything it installed is gone.
 func TestEngineNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "conntrack")
-	p := newPair(t)
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.91.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.91.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "fd91::2/64", "dev", "eth0", "nodad")
-	ipCmd(t, "-n", p.srv, "addr", "add", "fd91::100/128", "dev", "eth0", "nodad")
-	ipCmd(t, "-n", p.cli, "addr", "add", "10.91.0.1/24", "dev", "eth0")
-	ipCmd(t, "-n", p.cli, "addr", "add", "fd91::1/64", "dev", "eth0", "nodad")
+	p, vip4, vip6, cli4, cli6 := dualStackPair(t, 91)
 	const port, udpPort = 8080, 5353
-	vip4, vip6 := netip.MustParseAddr("10.91.0.100"), netip.MustParseAddr("fd91::100")
-	cli4, cli6 := netip.MustParseAddr("10.91.0.1"), netip.MustParseAddr("fd91::1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -123,9 +127,9 @@ func TestEngineNetns(t *testing.T) {
 		{Proto: filter.ProtoUDP, Ports: udpPorts, Affinity: filter.AffinityIPPort},
 	}}
 	for _, vip := range []netip.Addr{vip4, vip6} {
-		go echoServer(listenIn(t, p.srv, "tcp", netip.AddrPortFrom(vip, port).String()))
+		go testenv.EchoServer(testenv.ListenIn(t, p.Srv, "tcp", netip.AddrPortFrom(vip, port).String()))
 		var pc net.PacketConn
-		if err := inNetns(p.srv, func() (err error) {
+		if err := testenv.InNetns(p.Srv, func() (err error) {
 			pc, err = net.ListenPacket("udp", netip.AddrPortFrom(vip, udpPort).String())
 			return err
 		}); err != nil {
@@ -149,43 +153,43 @@ func TestEngineNetns(t *testing.T) {
 	if err := eng.Apply(serve(fill(1), nil)); err == nil {
 		t.Error("Apply before Run succeeded")
 	}
-	stop := startEngine(t, ctx, p.srv, eng)
+	stop := startEngine(t, ctx, p.Srv, eng)
 	for _, want := range []string{"table ip farm_guard", "table ip farm_owned", "table ip6 farm_guard", "table ip6 farm_owned"} {
-		if !strings.Contains(tables(t, p.srv), want) {
-			t.Fatalf("engine ready without %q:\n%s", want, tables(t, p.srv))
+		if !strings.Contains(testenv.RunIn(t, p.Srv, "nft", "list", "tables"), want) {
+			t.Fatalf("engine ready without %q:\n%s", want, testenv.RunIn(t, p.Srv, "nft", "list", "tables"))
 		}
 	}
-	if out, err := nsRun(ctx, p.srv, "nft", "list", "ruleset"); err != nil {
+	if out, err := testenv.ExecIn(ctx, p.Srv, "nft", "list", "ruleset"); err != nil {
 		t.Fatal(err)
 	} else {
 		t.Logf("nft list ruleset after Ready (bucket sets empty until Apply):\n%s", out)
 	}
 
 	// 0. No plan yet: nobody is served.
-	mustTimeOut(t, p.cli, addr4, "before the first Apply")
+	testenv.MustTimeOut(t, p.Cli, addr4, "before the first Apply")
 
 	// 1. This node owns every bucket: connects succeed, in both families.
 	mustApply(t, eng, serve(fill(1), nil))
 	if st := eng.Stats(); st.Owned != table.Buckets || st.Reset != 0 || st.Applies != 1 {
 		t.Errorf("Stats after owning everything: %+v", st)
 	}
-	conn, err := dialFrom(p.cli, addr4, 3*time.Second)
+	conn, err := testenv.DialFrom(p.Cli, addr4, 3*time.Second)
 	if err != nil {
 		t.Fatalf("connect while owning every bucket: %v", err)
 	}
 	defer conn.Close()
-	if err := echo(conn, "first"); err != nil {
+	if err := testenv.Echo(conn, "first"); err != nil {
 		t.Fatalf("echo on the accepted flow: %v", err)
 	}
-	conn6, err := dialFrom(p.cli, addr6, 3*time.Second)
+	conn6, err := testenv.DialFrom(p.Cli, addr6, 3*time.Second)
 	if err != nil {
 		t.Fatalf("IPv6 connect while owning every bucket: %v", err)
 	}
 	defer conn6.Close()
-	if err := echo(conn6, "first v6"); err != nil {
+	if err := testenv.Echo(conn6, "first v6"); err != nil {
 		t.Fatalf("echo on the accepted IPv6 flow: %v", err)
 	}
-	out, err := nsRun(ctx, p.srv, "conntrack", "-L", "-p", "tcp", "--dport", fmt.Sprint(port))
+	out, err := testenv.ExecIn(ctx, p.Srv, "conntrack", "-L", "-p", "tcp", "--dport", fmt.Sprint(port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +211,7 @@ func TestEngineNetns(t *testing.T) {
 
 	// UDP with ip-port affinity: one datagram from a fixed source port.
 	udpEcho := func(vip netip.Addr, srcPort uint16) error {
-		return inNetns(p.cli, func() error {
+		return testenv.InNetns(p.Cli, func() error {
 			src := cli4
 			if vip.Is6() {
 				src = cli6
@@ -238,7 +242,7 @@ func TestEngineNetns(t *testing.T) {
 	// agrees (TCP by ip, UDP by ip-port, both families).
 	dialOK := func(addr string) func(uint16) error {
 		return func(uint16) error {
-			c, err := dialFrom(p.cli, addr, 3*time.Second)
+			c, err := testenv.DialFrom(p.Cli, addr, 3*time.Second)
 			if err == nil {
 				c.Close()
 			}
@@ -273,18 +277,18 @@ func TestEngineNetns(t *testing.T) {
 
 	// 3. Another node owns every bucket: new flows time out, ours survive.
 	mustApply(t, eng, serve(fill(2), nil))
-	mustTimeOut(t, p.cli, addr4, "owning no bucket")
-	mustTimeOut(t, p.cli, addr6, "owning no bucket (v6)")
-	if err := echo(conn, "still mine"); err != nil {
+	testenv.MustTimeOut(t, p.Cli, addr4, "owning no bucket")
+	testenv.MustTimeOut(t, p.Cli, addr6, "owning no bucket (v6)")
+	if err := testenv.Echo(conn, "still mine"); err != nil {
 		t.Errorf("the established flow broke on rebalance: %v", err)
 	}
-	if err := echo(conn6, "still mine v6"); err != nil {
+	if err := testenv.Echo(conn6, "still mine v6"); err != nil {
 		t.Errorf("the established IPv6 flow broke on rebalance: %v", err)
 	}
 
 	// 4. A plan that serves nobody.
 	mustApply(t, eng, plan.Plan{Table: &table.Table{}})
-	mustTimeOut(t, p.cli, addr4, "not serving")
+	testenv.MustTimeOut(t, p.Cli, addr4, "not serving")
 	if st := eng.Stats(); st.Owned != 0 {
 		t.Errorf("Stats when serving nobody: %+v", st)
 	}
@@ -294,7 +298,7 @@ func TestEngineNetns(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v after cancel, want nil", err)
 	}
-	if out := tables(t, p.srv); strings.Contains(out, "farm") {
+	if out := testenv.RunIn(t, p.Srv, "nft", "list", "tables"); strings.Contains(out, "farm") {
 		t.Errorf("tables left after Run returned:\n%s", out)
 	}
 	if err := eng.Apply(serve(fill(1), nil)); err == nil {
@@ -307,7 +311,7 @@ func TestEngineNetns(t *testing.T) {
 // checks the kernel holds all of them, then a small one.
 func TestEngineFullPlan(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft")
-	ns := newNetns(t, "full")
+	ns := testenv.NewNetns(t, "kern-full")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ports, _ := filter.ParsePorts("80,443,8000-8100,60000-65535")
@@ -322,7 +326,7 @@ func TestEngineFullPlan(t *testing.T) {
 	count := func(family nftables.TableFamily, set string) int {
 		t.Helper()
 		var n int
-		err := inNetns(ns, func() error {
+		err := testenv.InNetns(ns, func() error {
 			c, err := nftables.New()
 			if err != nil {
 				return err
@@ -360,14 +364,14 @@ func TestEngineFullPlan(t *testing.T) {
 	mustApply(t, eng, serve(third, nil))
 	t.Logf("applying a third of the buckets (2 x 1366, window closed) took %v", time.Since(start).Round(time.Microsecond))
 	mustApply(t, eng, serve(only(5, 7, 1), nil))
-	out, err := nsRun(ctx, ns, "nft", "list", "set", "ip6", rules.OwnedTable, "owned")
+	out, err := testenv.ExecIn(ctx, ns, "nft", "list", "set", "ip6", rules.OwnedTable, "owned")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out, "elements = { 0x00000005 }") { // host order, as nft shows ct marks
 		t.Errorf("after a one-bucket plan, the owned set is not just bucket 5:\n%s", out)
 	}
-	if out, err := nsRun(ctx, ns, "nft", "list", "set", "ip", rules.OwnedTable, "takeover"); err != nil || strings.Contains(out, "elements") {
+	if out, err := testenv.ExecIn(ctx, ns, "nft", "list", "set", "ip", rules.OwnedTable, "takeover"); err != nil || strings.Contains(out, "elements") {
 		t.Errorf("after closing the reset window, the reset set is not empty (%v):\n%s", err, out)
 	}
 }
@@ -382,110 +386,32 @@ func TestEngineFullPlan(t *testing.T) {
 // reset the client reconnects at once.
 func TestEngineResetNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "conntrack")
-	p := newPair(t)
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.93.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.93.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", p.cli, "addr", "add", "10.93.0.1/24", "dev", "eth0")
+	p := testenv.NewPair(t, "kern")
+	testenv.AddAddrs(t, p.Srv, "eth0", "10.93.0.2/24", "10.93.0.100/32")
+	testenv.AddAddrs(t, p.Cli, "eth0", "10.93.0.1/24")
 	const vip, client, port = "10.93.0.100", "10.93.0.1", 8080
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	web, _ := filter.ParsePorts(fmt.Sprint(port))
 	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)},
 		Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}}
-	srvRun := func(name string, args ...string) string {
-		t.Helper()
-		out, err := nsRun(ctx, p.srv, name, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 
 	// The service keeps listening (the new owner runs it too); accepted
 	// connections are handed to the test, which alone uses them.
-	ln := listenIn(t, p.srv, "tcp", fmt.Sprintf("%s:%d", vip, port))
-	accepted := make(chan net.Conn, 16)
-	t.Cleanup(func() {
-		for {
-			select {
-			case c := <-accepted:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	ln := testenv.ListenIn(t, p.Srv, "tcp", fmt.Sprintf("%s:%d", vip, port))
+	accepted := testenv.Accepted(t, ln)
 	eng := kernel.New(spec, nil)
-	startEngine(t, ctx, p.srv, eng)
+	startEngine(t, ctx, p.Srv, eng)
 
 	addr := fmt.Sprintf("%s:%d", vip, port)
 	dial := func() net.Conn {
 		t.Helper()
-		c, err := dialFrom(p.cli, addr, 3*time.Second)
+		c, err := testenv.DialFrom(p.Cli, addr, 3*time.Second)
 		if err != nil {
 			t.Fatalf("connect to the VIP: %v", err)
 		}
 		return c
 	}
-	abort := func(c net.Conn) { // close with a reset, so nothing lingers
-		_ = c.(*net.TCPConn).SetLinger(0)
-		_ = c.Close()
-	}
-	// orphan returns a client connection that the server side has
-	// forgotten: no socket, no conntrack entry, and the client knows nothing.
-	orphan := func() net.Conn {
-		t.Helper()
-		c := dial()
-		var s net.Conn
-		select {
-		case s = <-accepted:
-		case <-time.After(3 * time.Second):
-			c.Close()
-			t.Fatal("the server did not accept the connection")
-		}
-		_ = s.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatalf("client write: %v", err)
-		}
-		if _, err := s.Read(make([]byte, 1)); err != nil {
-			t.Fatalf("server read: %v", err)
-		}
-		// The server's reset on close must not reach the client.
-		srvRun("nft", fmt.Sprintf("add table ip farmtest_cut; add chain ip farmtest_cut out { type filter hook output priority 0; policy accept; }; add rule ip farmtest_cut out tcp sport %d drop", port))
-		abort(s)
-		cport := fmt.Sprint(c.LocalAddr().(*net.TCPAddr).Port)
-		if out := srvRun("conntrack", "-D", "-p", "tcp", "--orig-src", client, "--orig-dst", vip, "--sport", cport, "--dport", fmt.Sprint(port)); !strings.Contains(out, "1 flow entries") {
-			t.Fatalf("conntrack -D deleted something else than the flow:\n%s", out)
-		}
-		srvRun("nft", "delete table ip farmtest_cut")
-		return c
-	}
-	// probe sends data on c and returns the read error: a reset, or a
-	// timeout after wait.
-	probe := func(c net.Conn, wait time.Duration) error {
-		t.Helper()
-		if err := c.SetDeadline(time.Now().Add(wait)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Write([]byte("are you there?\n")); err != nil {
-			return err
-		}
-		_, err := c.Read(make([]byte, 1))
-		if err == nil {
-			t.Fatal("the orphaned flow got an answer: the server side was not forgotten")
-		}
-		return err
-	}
-
 	bucket := filter.BucketOf(netip.MustParseAddr(client), 0, filter.AffinityIP)
 	mine, others := new(table.Set), new(table.Set)
 	for b := range table.Buckets {
@@ -507,14 +433,15 @@ func TestEngineResetNetns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		mustApply(t, eng, serve(fill(1), nil))
-		c := orphan()
+		c := dial()
+		testenv.Orphan(t, p.Srv, c, accepted)
 		mustApply(t, eng, serve(fill(tt.owner), tt.takeover))
 		wait := 1500 * time.Millisecond
 		if tt.wantReset {
 			wait = 5 * time.Second
 		}
-		err := probe(c, wait)
-		abort(c)
+		err := testenv.Probe(t, c, wait)
+		testenv.Abort(c)
 		var ne net.Error
 		switch {
 		case tt.wantReset && !errors.Is(err, syscall.ECONNRESET):
@@ -561,7 +488,7 @@ func TestEngineChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // bounded even if nobody kills it
 	defer cancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- inNetns(ns, func() error { return eng.Run(ctx) }) }()
+	go func() { runErr <- testenv.InNetns(ns, func() error { return eng.Run(ctx) }) }()
 	select {
 	case <-eng.Ready():
 	case err := <-runErr:
@@ -583,21 +510,20 @@ func TestEngineChild(t *testing.T) {
 // the guard table, which stays until a restart or `farm cleanup`.
 func TestEngineFailClosed(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "conntrack")
-	p := newPair(t)
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.94.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.94.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", p.cli, "addr", "add", "10.94.0.1/24", "dev", "eth0")
+	p := testenv.NewPair(t, "kern")
+	testenv.AddAddrs(t, p.Srv, "eth0", "10.94.0.2/24", "10.94.0.100/32")
+	testenv.AddAddrs(t, p.Cli, "eth0", "10.94.0.1/24")
 	const addr = "10.94.0.100:8080"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	go echoServer(listenIn(t, p.srv, "tcp", addr))
+	go testenv.EchoServer(testenv.ListenIn(t, p.Srv, "tcp", addr))
 
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	child := exec.CommandContext(ctx, exe, "-test.run=^TestEngineChild$", "-test.count=1")
-	child.Env = append(os.Environ(), childEnv+"="+p.srv)
+	child.Env = append(os.Environ(), childEnv+"="+p.Srv)
 	child.Stderr = os.Stderr
 	stdout, err := child.StdoutPipe()
 	if err != nil {
@@ -626,7 +552,7 @@ func TestEngineFailClosed(t *testing.T) {
 		_ = child.Process.Kill()
 		<-exited
 		// The guard the child left behind: what `farm cleanup` does.
-		if err := inNetns(p.srv, func() error { return rules.Cleanup(context.Background()) }); err != nil {
+		if err := testenv.InNetns(p.Srv, func() error { return rules.Cleanup(context.Background()) }); err != nil {
 			t.Errorf("rules.Cleanup: %v", err)
 		}
 	})
@@ -638,20 +564,20 @@ func TestEngineFailClosed(t *testing.T) {
 		t.Fatal("the child engine did not get ready in 20 s")
 	}
 
-	conn, err := dialFrom(p.cli, addr, 3*time.Second)
+	conn, err := testenv.DialFrom(p.Cli, addr, 3*time.Second)
 	if err != nil {
 		t.Fatalf("connect through the child's engine: %v", err)
 	}
 	defer conn.Close()
-	if err := echo(conn, "before"); err != nil {
+	if err := testenv.Echo(conn, "before"); err != nil {
 		t.Fatal(err)
 	}
-	if out := tables(t, p.srv); !strings.Contains(out, "table ip farm_owned") || !strings.Contains(out, "table ip farm_guard") {
+	if out := testenv.RunIn(t, p.Srv, "nft", "list", "tables"); !strings.Contains(out, "table ip farm_owned") || !strings.Contains(out, "table ip farm_guard") {
 		t.Fatalf("the child's tables are not there:\n%s", out)
 	}
 	// Another agent cannot take over the live one's table.
 	second := kernel.New(failClosedSpec(), nil)
-	err = inNetns(p.srv, func() error {
+	err = testenv.InNetns(p.Srv, func() error {
 		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		return second.Run(c)
@@ -670,7 +596,7 @@ func TestEngineFailClosed(t *testing.T) {
 	}
 	// The kernel drops the table while releasing the socket, before the
 	// process is reaped: no waiting needed.
-	out := tables(t, p.srv)
+	out := testenv.RunIn(t, p.Srv, "nft", "list", "tables")
 	if strings.Contains(out, "farm_owned") {
 		t.Fatalf("the owned table outlived its process:\n%s", out)
 	}
@@ -678,11 +604,11 @@ func TestEngineFailClosed(t *testing.T) {
 		t.Fatalf("the guard table is gone with the process (fail open):\n%s", out)
 	}
 	t.Logf("tables after SIGKILL:\n%s", out)
-	mustTimeOut(t, p.cli, addr, "after the agent was killed")
-	if err := echo(conn, "after"); err != nil {
+	testenv.MustTimeOut(t, p.Cli, addr, "after the agent was killed")
+	if err := testenv.Echo(conn, "after"); err != nil {
 		t.Errorf("the established flow broke when the agent was killed: %v", err)
 	}
-	ct, err := nsRun(ctx, p.srv, "conntrack", "-L", "-p", "tcp", "--dport", "8080")
+	ct, err := testenv.ExecIn(ctx, p.Srv, "conntrack", "-L", "-p", "tcp", "--dport", "8080")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,9 @@ table ip farmtest_probe {
 // kernel's default.
 func TestEngineRawNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "conntrack")
-	p := newPair(t)
+	p := testenv.NewPair(t, "kern")
 	const vip, srvAddr, port = "10.95.0.100", "10.95.0.2", 8080
-	ipCmd(t, "-n", p.srv, "addr", "add", srvAddr+"/24", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", vip+"/32", "dev", "eth0")
+	testenv.AddAddrs(t, p.Srv, "eth0", srvAddr+"/24", vip+"/32")
 	// Two client addresses in different buckets: a and b.
 	cliA := netip.MustParseAddr("10.95.0.1")
 	bA := filter.BucketOf(cliA, 0, filter.AffinityIP)
@@ -56,28 +55,18 @@ func TestEngineRawNetns(t *testing.T) {
 		}
 	}
 	bB := filter.BucketOf(cliB, 0, filter.AffinityIP)
-	for _, c := range []netip.Addr{cliA, cliB} {
-		ipCmd(t, "-n", p.cli, "addr", "add", c.String()+"/24", "dev", "eth0")
-	}
+	testenv.AddAddrs(t, p.Cli, "eth0", cliA.String()+"/24", cliB.String()+"/24")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	srvRun := func(name string, args ...string) string {
-		t.Helper()
-		out, err := nsRun(ctx, p.srv, name, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	go echoServer(listenIn(t, p.srv, "tcp", fmt.Sprintf("%s:%d", vip, port)))
-	go echoServer(listenIn(t, p.srv, "tcp", fmt.Sprintf("%s:%d", srvAddr, port)))
+	go testenv.EchoServer(testenv.ListenIn(t, p.Srv, "tcp", fmt.Sprintf("%s:%d", vip, port)))
+	go testenv.EchoServer(testenv.ListenIn(t, p.Srv, "tcp", fmt.Sprintf("%s:%d", srvAddr, port)))
 	probe := fmt.Sprintf(probeRuleset, cliA, vip, port, cliB, vip, port)
-	if _, err := nsRun(ctx, p.srv, "sh", "-c", "nft -f - <<'EOF'\n"+probe+"EOF\n"); err != nil {
+	if _, err := testenv.ExecIn(ctx, p.Srv, "sh", "-c", "nft -f - <<'EOF'\n"+probe+"EOF\n"); err != nil {
 		t.Fatal(err)
 	}
 	probed := func(name string) int {
 		t.Helper()
-		out := srvRun("nft", "list", "counter", "ip", "farmtest_probe", name)
+		out := testenv.RunIn(t, p.Srv, "nft", "list", "counter", "ip", "farmtest_probe", name)
 		f := strings.Fields(out[strings.Index(out, "packets"):])
 		n, err := strconv.Atoi(f[1])
 		if err != nil {
@@ -87,7 +76,7 @@ func TestEngineRawNetns(t *testing.T) {
 	}
 	dial := func(src netip.Addr, dst string) (net.Conn, error) {
 		var c net.Conn
-		err := inNetns(p.cli, func() (err error) {
+		err := testenv.InNetns(p.Cli, func() (err error) {
 			d := net.Dialer{Timeout: 1500 * time.Millisecond, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
 			c, err = d.Dial("tcp", dst)
 			return err
@@ -106,7 +95,7 @@ func TestEngineRawNetns(t *testing.T) {
 		Rules: []filter.Rule{{Proto: filter.ProtoTCP, Ports: mustPorts(t, port), Affinity: filter.AffinityIP}}}
 	eng := kernel.New(spec, nil)
 	kernel.SetRelease(eng, 200*time.Millisecond, 300*time.Millisecond)
-	startEngine(t, ctx, p.srv, eng)
+	startEngine(t, ctx, p.Srv, eng)
 	waitHeld := func(want int, what string) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
@@ -127,7 +116,7 @@ func TestEngineRawNetns(t *testing.T) {
 		t.Fatalf("connect from a (bucket %d, owned): %v", bA, err)
 	}
 	defer conn.Close()
-	if err := echo(conn, "a owned"); err != nil {
+	if err := testenv.Echo(conn, "a owned"); err != nil {
 		t.Fatal(err)
 	}
 	if probed("from_a") == 0 {
@@ -139,7 +128,7 @@ func TestEngineRawNetns(t *testing.T) {
 	if n := probed("from_b"); n != 0 {
 		t.Fatalf("%d packets of b (bucket %d, never owned) reached conntrack; want all dropped at the raw priority", n, bB)
 	}
-	if out := srvRun("conntrack", "-L", "-s", cliB.String()); strings.Contains(out, "dport=") {
+	if out := testenv.RunIn(t, p.Srv, "conntrack", "-L", "-s", cliB.String()); strings.Contains(out, "dport=") {
 		t.Errorf("conntrack entries of b:\n%s", out)
 	}
 
@@ -150,7 +139,7 @@ func TestEngineRawNetns(t *testing.T) {
 	if st := eng.Stats(); st.Held != 1 || st.Owned != 1 {
 		t.Fatalf("after losing a's bucket with a flow in it: %+v, want 1 owned, 1 held", st)
 	}
-	if err := echo(conn, "a held"); err != nil {
+	if err := testenv.Echo(conn, "a held"); err != nil {
 		t.Fatalf("the flow established in a's bucket broke when the bucket was lost: %v", err)
 	}
 	mustNotConnect(cliA, "a's bucket lost (new flows are the new owner's)")
@@ -158,7 +147,7 @@ func TestEngineRawNetns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect from b after gaining its bucket: %v", err)
 	}
-	if err := echo(connB, "b owned"); err != nil {
+	if err := testenv.Echo(connB, "b owned"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -168,7 +157,7 @@ func TestEngineRawNetns(t *testing.T) {
 	sport := conn.LocalAddr().(*net.TCPAddr).Port
 	conn.Close()
 	time.Sleep(300 * time.Millisecond)
-	tw := srvRun("conntrack", "-L", "-p", "tcp", "-s", cliA.String(), "--sport", strconv.Itoa(sport))
+	tw := testenv.RunIn(t, p.Srv, "conntrack", "-L", "-p", "tcp", "-s", cliA.String(), "--sport", strconv.Itoa(sport))
 	if state, timeout := ctState(tw); state != "TIME_WAIT" || timeout > 5 {
 		t.Errorf("a's closed VIP flow: state %s timeout %d s, want TIME_WAIT <= 5 s:\n%s", state, timeout, tw)
 	}
@@ -181,7 +170,7 @@ func TestEngineRawNetns(t *testing.T) {
 	if n := probed("from_a") - before; n != 0 {
 		t.Errorf("%d packets of a reached conntrack after its bucket was released", n)
 	}
-	if err := echo(connB, "b still"); err != nil {
+	if err := testenv.Echo(connB, "b still"); err != nil {
 		t.Errorf("b's flow: %v", err)
 	}
 	connB.Close()
@@ -192,13 +181,13 @@ func TestEngineRawNetns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect to the server's own address: %v", err)
 	}
-	if err := echo(other, "not a vip"); err != nil {
+	if err := testenv.Echo(other, "not a vip"); err != nil {
 		t.Fatal(err)
 	}
 	sport = other.LocalAddr().(*net.TCPAddr).Port
 	other.Close()
 	time.Sleep(300 * time.Millisecond)
-	tw = srvRun("conntrack", "-L", "-p", "tcp", "-s", cliA.String(), "--sport", strconv.Itoa(sport))
+	tw = testenv.RunIn(t, p.Srv, "conntrack", "-L", "-p", "tcp", "-s", cliA.String(), "--sport", strconv.Itoa(sport))
 	if state, timeout := ctState(tw); state != "TIME_WAIT" || timeout <= 5 {
 		t.Errorf("a closed flow to a non-VIP address: state %s timeout %d s, want TIME_WAIT with the default (120 s):\n%s", state, timeout, tw)
 	}

@@ -38,16 +38,8 @@ func switching(t *table.Table, lose, gain []uint16, until, from time.Time) plan.
 // not before its time and from it on.
 func TestEngineSwitchNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "conntrack")
-	p := newPair(t)
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.92.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "10.92.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", p.srv, "addr", "add", "fd92::2/64", "dev", "eth0", "nodad")
-	ipCmd(t, "-n", p.srv, "addr", "add", "fd92::100/128", "dev", "eth0", "nodad")
-	ipCmd(t, "-n", p.cli, "addr", "add", "10.92.0.1/24", "dev", "eth0")
-	ipCmd(t, "-n", p.cli, "addr", "add", "fd92::1/64", "dev", "eth0", "nodad")
+	p, vip4, vip6, cli4, cli6 := dualStackPair(t, 92)
 	const port = 8080
-	vip4, vip6 := netip.MustParseAddr("10.92.0.100"), netip.MustParseAddr("fd92::100")
-	cli4, cli6 := netip.MustParseAddr("10.92.0.1"), netip.MustParseAddr("fd92::1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	tcpPorts, _ := filter.ParsePorts(fmt.Sprint(port))
@@ -55,10 +47,10 @@ func TestEngineSwitchNetns(t *testing.T) {
 		{Proto: filter.ProtoTCP, Ports: tcpPorts, Affinity: filter.AffinityIP},
 	}}
 	for _, vip := range []netip.Addr{vip4, vip6} {
-		go echoServer(listenIn(t, p.srv, "tcp", netip.AddrPortFrom(vip, port).String()))
+		go testenv.EchoServer(testenv.ListenIn(t, p.Srv, "tcp", netip.AddrPortFrom(vip, port).String()))
 	}
 	eng := kernel.New(spec, nil)
-	startEngine(t, ctx, p.srv, eng)
+	startEngine(t, ctx, p.Srv, eng)
 
 	now := time.Now()
 	past, future := now.Add(-time.Second), now.Add(time.Hour)
@@ -68,7 +60,7 @@ func TestEngineSwitchNetns(t *testing.T) {
 		b := filter.BucketOf(c.cli, 0, filter.AffinityIP)
 		addr := netip.AddrPortFrom(c.vip, port).String()
 		dial := func() error {
-			conn, err := dialFrom(p.cli, addr, 2*time.Second)
+			conn, err := testenv.DialFrom(p.Cli, addr, 2*time.Second)
 			if err == nil {
 				conn.Close()
 			}
@@ -83,16 +75,16 @@ func TestEngineSwitchNetns(t *testing.T) {
 			t.Errorf("%s: before the switch time, the bucket being lost is not answered: %v", c.vip, err)
 		}
 		mustApply(t, eng, switching(only(b, 1, 2), []uint16{b}, nil, past, future))
-		mustTimeOut(t, p.cli, addr, "after the switch time, the lost bucket")
+		testenv.MustTimeOut(t, p.Cli, addr, "after the switch time, the lost bucket")
 		// Gaining it (the table gives it to another node).
 		mustApply(t, eng, switching(only(b, 2, 1), nil, []uint16{b}, past, future))
-		mustTimeOut(t, p.cli, addr, "before the switch time plus the margin, the bucket being gained")
+		testenv.MustTimeOut(t, p.Cli, addr, "before the switch time plus the margin, the bucket being gained")
 		mustApply(t, eng, switching(only(b, 2, 1), nil, []uint16{b}, past, past))
 		if err := dial(); err != nil {
 			t.Errorf("%s: after the switch time plus the margin, the gained bucket is not answered: %v", c.vip, err)
 		}
 	}
-	out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned")
+	out, err := testenv.ExecIn(ctx, p.Srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +94,7 @@ func TestEngineSwitchNetns(t *testing.T) {
 	t.Logf("nft list chain ip %s rule1_planned:\n%s", rules.OwnedTable, out)
 	// No switch: the chain is empty again.
 	mustApply(t, eng, serve(fill(1), nil))
-	if out, err := nsRun(ctx, p.srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned"); err != nil || strings.Contains(out, "meta time") {
+	if out, err := testenv.ExecIn(ctx, p.Srv, "nft", "list", "chain", "ip", rules.OwnedTable, "rule1_planned"); err != nil || strings.Contains(out, "meta time") {
 		t.Errorf("the rule1_planned chain after a plan without a switch (%v):\n%s", err, out)
 	}
 }

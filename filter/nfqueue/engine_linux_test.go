@@ -1,22 +1,16 @@
 package nfqueue_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/webfarm/farm/farm/plan"
 	"github.com/webfarm/farm/farm/table"
@@ -25,52 +19,6 @@ import (
 	"github.com/webfarm/farm/filter/rules"
 	"github.com/webfarm/farm/internal/testenv"
 )
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// newNetns creates a uniquely named network namespace removed in t.Cleanup.
-func newNetns(t *testing.T, role string) string {
-	t.Helper()
-	name := fmt.Sprintf("farmtest-%s-%d-%08x", role, os.Getpid(), rand.Uint32())
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
-// inNetns runs f on a fresh thread moved into namespace ns. The thread is
-// never unlocked, so it dies with its goroutine and nothing else ever runs
-// in the namespace by accident; sockets f creates stay in ns.
-func inNetns(ns string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- fmt.Errorf("open netns %s: %w", ns, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
 
 func fill(owner uint8) *table.Table {
 	t := new(table.Table)
@@ -94,7 +42,7 @@ func serve(t *table.Table, rs *table.Set) plan.Plan {
 // closing the reset window runs nft, which must run in ns.
 func apply(t *testing.T, ns string, e *nfqueue.Engine, p plan.Plan) {
 	t.Helper()
-	if err := inNetns(ns, func() error { return e.Apply(p) }); err != nil {
+	if err := testenv.InNetns(ns, func() error { return e.Apply(p) }); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 }
@@ -102,12 +50,29 @@ func apply(t *testing.T, ns string, e *nfqueue.Engine, p plan.Plan) {
 // rulesPresent reports whether the farm's nft table exists in ns.
 func rulesPresent(t *testing.T, ns string) bool {
 	t.Helper()
-	var out []byte
-	_ = inNetns(ns, func() (err error) {
-		out, err = exec.Command("nft", "list", "tables").CombinedOutput()
-		return err
-	})
-	return strings.Contains(string(out), "table ip "+rules.NFTTable)
+	return strings.Contains(testenv.RunIn(t, ns, "nft", "list", "tables"), "table ip "+rules.NFTTable)
+}
+
+// pair is a testenv.Pair numbered n: the server has 10.n.0.2/24 and the
+// VIP 10.n.0.100, the client 10.n.0.1/24.
+func pair(t *testing.T, n int) (srv, cli string) {
+	t.Helper()
+	p := testenv.NewPair(t, "nfq")
+	testenv.AddAddrs(t, p.Srv, "eth0", fmt.Sprintf("10.%d.0.2/24", n), fmt.Sprintf("10.%d.0.100/32", n))
+	testenv.AddAddrs(t, p.Cli, "eth0", fmt.Sprintf("10.%d.0.1/24", n))
+	return p.Srv, p.Cli
+}
+
+// tcpSpec is node 1's spec for TCP port on vip, by client address, with
+// queues queue..queue+queues-1 (0: one).
+func tcpSpec(t *testing.T, vip string, port int, queue, queues uint16) rules.Spec {
+	t.Helper()
+	web, err := filter.ParsePorts(fmt.Sprint(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
+	return rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: queue, Queues: queues}
 }
 
 // TestEngineNetns runs the real data path between two namespaces joined by
@@ -117,60 +82,23 @@ func rulesPresent(t *testing.T, ns string) bool {
 // mark is ours); with the engine stopped, connects time out (fail closed).
 func TestEngineNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, NFQUEUE", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
-	srv, cli := newNetns(t, "srv"), newNetns(t, "cli")
-	ipCmd(t, "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
-	ipCmd(t, "-n", srv, "addr", "add", "10.88.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", srv, "addr", "add", "10.88.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", cli, "addr", "add", "10.88.0.1/24", "dev", "eth0")
-	for _, ns := range []string{srv, cli} {
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	}
+	srv, cli := pair(t, 88)
 	const vip, port = "10.88.0.100", 8080
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
 	// Rules on the server side: queue 7 and 8 share the new flows.
-	web, err := filter.ParsePorts(fmt.Sprint(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
-	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: 7, Queues: 2}
+	spec := tcpSpec(t, vip, port, 7, 2)
 
 	// An echo server on the VIP.
-	var ln net.Listener
-	if err := inNetns(srv, func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", vip, port)); return err }); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := c.Write([]byte(line)); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	addr := fmt.Sprintf("%s:%d", vip, port)
+	go testenv.EchoServer(testenv.ListenIn(t, srv, "tcp", addr))
 
 	eng := nfqueue.New(spec, nil)
 	engCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()
 	runErr := make(chan error, 1)
-	go func() { runErr <- inNetns(srv, func() error { return eng.Run(engCtx) }) }()
+	go func() { runErr <- testenv.InNetns(srv, func() error { return eng.Run(engCtx) }) }()
 	select {
 	case <-eng.Ready():
 	case err := <-runErr:
@@ -183,62 +111,21 @@ func TestEngineNetns(t *testing.T) {
 	}
 	apply(t, srv, eng, serve(fill(1), nil))
 
-	dial := func(timeout time.Duration) (net.Conn, error) {
-		var c net.Conn
-		err := inNetns(cli, func() (err error) {
-			c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", vip, port), timeout)
-			return err
-		})
-		return c, err
-	}
-	echo := func(c net.Conn, msg string) error {
-		if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
-			return err
-		}
-		if _, err := c.Write([]byte(msg + "\n")); err != nil {
-			return err
-		}
-		got, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if got != msg+"\n" {
-			return fmt.Errorf("echo %q, want %q", got, msg)
-		}
-		return nil
-	}
-	mustTimeOut := func(what string) {
-		t.Helper()
-		c, err := dial(1500 * time.Millisecond)
-		if err == nil {
-			c.Close()
-			t.Fatalf("%s: connect succeeded, want a timeout", what)
-		}
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			t.Fatalf("%s: connect failed with %v, want a timeout (a refusal means something answered)", what, err)
-		}
-	}
-
 	// 1. This node owns every bucket: the connect succeeds.
-	conn, err := dial(3 * time.Second)
+	conn, err := testenv.DialFrom(cli, addr, 3*time.Second)
 	if err != nil {
 		t.Fatalf("connect while owning every bucket: %v (stats %+v)", err, eng.Stats())
 	}
 	defer conn.Close()
-	if err := echo(conn, "first"); err != nil {
+	if err := testenv.Echo(conn, "first"); err != nil {
 		t.Fatalf("echo on the accepted flow: %v", err)
 	}
 	if st := eng.Stats(); st.Accepted == 0 {
 		t.Errorf("stats after an accepted flow: %+v", st)
 	}
 	if _, err := exec.LookPath("conntrack"); err == nil {
-		var out []byte
-		_ = inNetns(srv, func() (err error) {
-			out, err = exec.CommandContext(ctx, "conntrack", "-L", "-p", "tcp", "--dport", fmt.Sprint(port)).CombinedOutput()
-			return err
-		})
-		if want := fmt.Sprintf("mark=%d", filter.Mark(1)); !strings.Contains(string(out), want) {
+		out, _ := testenv.ExecIn(ctx, srv, "conntrack", "-L", "-p", "tcp", "--dport", fmt.Sprint(port))
+		if want := fmt.Sprintf("mark=%d", filter.Mark(1)); !strings.Contains(out, want) {
 			t.Errorf("conntrack entry lacks %s (the copy chain did not run):\n%s", want, out)
 		}
 	}
@@ -246,17 +133,17 @@ func TestEngineNetns(t *testing.T) {
 	// 2. Another node owns every bucket: new flows time out, ours survives.
 	apply(t, srv, eng, serve(fill(2), nil))
 	dropped := eng.Stats().Dropped
-	mustTimeOut("owning no bucket")
+	testenv.MustTimeOut(t, cli, addr, "owning no bucket")
 	if st := eng.Stats(); st.Dropped <= dropped {
 		t.Errorf("no drop counted: %+v", st)
 	}
-	if err := echo(conn, "still mine"); err != nil {
+	if err := testenv.Echo(conn, "still mine"); err != nil {
 		t.Errorf("the established flow broke on rebalance: %v", err)
 	}
 
 	// 3. A plan that serves nobody: new flows time out.
 	apply(t, srv, eng, plan.Plan{Table: &table.Table{}})
-	mustTimeOut("not serving")
+	testenv.MustTimeOut(t, cli, addr, "not serving")
 
 	// 4. The engine stops: it removes its rules.
 	apply(t, srv, eng, serve(fill(1), nil))
@@ -288,70 +175,21 @@ func TestEngineNetns(t *testing.T) {
 // client reconnects at once.
 func TestEngineResetNetns(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, NFQUEUE", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore", "conntrack")
-	srv, cli := newNetns(t, "srv"), newNetns(t, "cli")
-	ipCmd(t, "-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
-	ipCmd(t, "-n", srv, "addr", "add", "10.89.0.2/24", "dev", "eth0")
-	ipCmd(t, "-n", srv, "addr", "add", "10.89.0.100/32", "dev", "eth0")
-	ipCmd(t, "-n", cli, "addr", "add", "10.89.0.1/24", "dev", "eth0")
-	for _, ns := range []string{srv, cli} {
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	}
+	srv, cli := pair(t, 89)
 	const vip, client, port = "10.89.0.100", "10.89.0.1", 8080
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-
-	web, err := filter.ParsePorts(fmt.Sprint(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ruleList := []filter.Rule{{Proto: filter.ProtoTCP, Ports: web, Affinity: filter.AffinityIP}}
-	spec := rules.Spec{Self: 1, VIPs: []netip.Addr{netip.MustParseAddr(vip)}, Rules: ruleList, Queue: 9}
-	srvRun := func(name string, args ...string) string {
-		t.Helper()
-		var out []byte
-		err := inNetns(srv, func() (err error) {
-			out, err = exec.CommandContext(ctx, name, args...).CombinedOutput()
-			return err
-		})
-		if err != nil {
-			t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	spec := tcpSpec(t, vip, port, 9, 0)
 
 	// The service keeps listening (the new owner runs it too); accepted
 	// connections are handed to the test, which alone uses them.
-	var ln net.Listener
-	if err := inNetns(srv, func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", vip, port)); return err }); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	accepted := make(chan net.Conn, 16)
-	t.Cleanup(func() {
-		ln.Close()
-		for {
-			select {
-			case c := <-accepted:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	ln := testenv.ListenIn(t, srv, "tcp", fmt.Sprintf("%s:%d", vip, port))
+	accepted := testenv.Accepted(t, ln)
 
 	eng := nfqueue.New(spec, nil)
 	engCtx, stopEngine := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
-	go func() { runErr <- inNetns(srv, func() error { return eng.Run(engCtx) }) }()
+	go func() { runErr <- testenv.InNetns(srv, func() error { return eng.Run(engCtx) }) }()
 	t.Cleanup(func() {
 		stopEngine()
 		if err := <-runErr; err != nil {
@@ -368,67 +206,12 @@ func TestEngineResetNetns(t *testing.T) {
 
 	dial := func() *net.TCPConn {
 		t.Helper()
-		var c net.Conn
-		err := inNetns(cli, func() (err error) {
-			c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", vip, port), 3*time.Second)
-			return err
-		})
+		c, err := testenv.DialFrom(cli, fmt.Sprintf("%s:%d", vip, port), 3*time.Second)
 		if err != nil {
 			t.Fatalf("connect to the VIP: %v (stats %+v)", err, eng.Stats())
 		}
 		return c.(*net.TCPConn)
 	}
-	abort := func(c net.Conn) { // close with a reset, so nothing lingers
-		_ = c.(*net.TCPConn).SetLinger(0)
-		_ = c.Close()
-	}
-	// orphan returns a client connection that the server side has
-	// forgotten: no socket, no conntrack entry, and the client knows nothing.
-	orphan := func() *net.TCPConn {
-		t.Helper()
-		c := dial()
-		var s net.Conn
-		select {
-		case s = <-accepted:
-		case <-time.After(3 * time.Second):
-			c.Close()
-			t.Fatal("the server did not accept the connection")
-		}
-		// A round trip proves the flow works before it is orphaned.
-		_ = s.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatalf("client write: %v", err)
-		}
-		if _, err := s.Read(make([]byte, 1)); err != nil {
-			t.Fatalf("server read: %v", err)
-		}
-		// The server's reset on close must not reach the client.
-		srvRun("nft", fmt.Sprintf("add table ip farmtest_cut; add chain ip farmtest_cut out { type filter hook output priority 0; policy accept; }; add rule ip farmtest_cut out tcp sport %d drop", port))
-		abort(s) // synchronous: no other goroutine uses s
-		cport := fmt.Sprint(c.LocalAddr().(*net.TCPAddr).Port)
-		if out := srvRun("conntrack", "-D", "-p", "tcp", "--orig-src", client, "--orig-dst", vip, "--sport", cport, "--dport", fmt.Sprint(port)); !strings.Contains(out, "1 flow entries") {
-			t.Fatalf("conntrack -D deleted something else than the flow:\n%s", out)
-		}
-		srvRun("nft", "delete table ip farmtest_cut")
-		return c
-	}
-	// probe sends data on c and returns the read error: a reset, or a
-	// timeout after wait.
-	probe := func(c net.Conn, wait time.Duration) error {
-		t.Helper()
-		if err := c.SetDeadline(time.Now().Add(wait)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Write([]byte("are you there?\n")); err != nil {
-			return err
-		}
-		_, err := c.Read(make([]byte, 1))
-		if err == nil {
-			t.Fatal("the orphaned flow got an answer: the server side was not forgotten")
-		}
-		return err
-	}
-
 	bucket := filter.BucketOf(netip.MustParseAddr(client), 0, filter.AffinityIP)
 	mine, others := new(table.Set), new(table.Set)
 	for b := range table.Buckets {
@@ -452,16 +235,17 @@ func TestEngineResetNetns(t *testing.T) {
 		window := tt.takeover != nil
 		// Steps in the test goroutine: each one leaves the engine as it found it.
 		apply(t, srv, eng, serve(fill(1), nil))
-		c := orphan()
+		c := dial()
+		testenv.Orphan(t, srv, c, accepted)
 		apply(t, srv, eng, serve(fill(tt.owner), tt.takeover))
 		before := eng.Stats()
 		wait := 1500 * time.Millisecond
 		if tt.wantReset {
 			wait = 5 * time.Second
 		}
-		err := probe(c, wait)
+		err := testenv.Probe(t, c, wait)
 		after := eng.Stats()
-		abort(c)
+		testenv.Abort(c)
 		var ne net.Error
 		switch {
 		case tt.wantReset && !errors.Is(err, syscall.ECONNRESET):

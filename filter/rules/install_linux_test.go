@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 // goroutine (the one inside the namespace), so there are no subtests.
 func TestInstallRemove(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
-	enterNewNetns(t)
+	testenv.EnterNetns(t, testenv.NewNetns(t, "rules")) // Install's commands run there too
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -169,7 +170,7 @@ func TestInstallRemove(t *testing.T) {
 // an incompatible nft chain) and checks that the nft tables are removed.
 func TestInstallUndo(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore")
-	enterNewNetns(t)
+	testenv.EnterNetns(t, testenv.NewNetns(t, "rules")) // Install's commands run there too
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// A table mangle with a base chain named FARM that iptables cannot use.
@@ -195,7 +196,7 @@ func TestInstallUndo(t *testing.T) {
 // RemoveNFQueue deletes what Install made but leaves GuardTable alone.
 func TestEngineLeftovers(t *testing.T) {
 	testenv.RequireRoot(t, "network namespaces, nftables", "ip", "nft", "iptables", "iptables-restore", "ip6tables", "ip6tables-restore")
-	enterNewNetns(t)
+	testenv.EnterNetns(t, testenv.NewNetns(t, "rules")) // Install's commands run there too
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	guard := func() {
@@ -238,4 +239,13 @@ func TestEngineLeftovers(t *testing.T) {
 	if out := list(); strings.Contains(out, "farm") {
 		t.Errorf("after Cleanup:\n%s", out)
 	}
+}
+
+// sh runs a command (in the caller's namespace) and returns its output.
+func sh(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }

@@ -7,12 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +20,6 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netns"
 	"github.com/webfarm/farm/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -52,47 +48,28 @@ type lab struct {
 	macs map[string]string // role -> eth0 MAC
 }
 
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	id := fmt.Sprintf("%d-%04x", os.Getpid()%100000, rand.IntN(0x10000))
 	l := &lab{ns: map[string]string{}, macs: map[string]string{}}
 	for _, role := range []string{"sw", "n1", "n2", "cl"} {
-		name := "vipt-" + role + "-" + id
-		run(t, "ip", "netns", "add", name)
-		t.Cleanup(func() {
-			if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-				t.Errorf("remove namespace %s: %v: %s", name, err, out)
-			}
-		})
+		name := testenv.NewNetns(t, "vip-"+role)
 		l.ns[role] = name
 		// Link-local addresses usable at once, as on a host that has been
 		// up for more than a second: a node resolves clients from its
 		// parent's link-local address.
-		run(t, "ip", "netns", "exec", name, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
+		testenv.Run(t, "ip", "netns", "exec", name, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
 	}
 	sw := l.ns["sw"]
-	run(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-	run(t, "ip", "-n", sw, "link", "set", "br0", "up")
+	testenv.Run(t, "ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+	testenv.Run(t, "ip", "-n", sw, "link", "set", "br0", "up")
 	for i, h := range labHosts {
 		ns, port := l.ns[h.role], "p"+strconv.Itoa(i+1)
-		run(t, "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		run(t, "ip", "-n", sw, "link", "set", port, "master", "br0", "up")
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-		run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", ns, "addr", "add", h.ip4+"/24", "dev", "eth0")
-		run(t, "ip", "-n", ns, "addr", "add", h.ip6+"/64", "dev", "eth0", "nodad")
-		f := strings.Fields(run(t, "ip", "-n", ns, "-o", "link", "show", "eth0"))
+		testenv.Run(t, "ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		testenv.Run(t, "ip", "-n", sw, "link", "set", port, "master", "br0", "up")
+		testenv.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+		testenv.Run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+		testenv.AddAddrs(t, ns, "eth0", h.ip4+"/24", h.ip6+"/64")
+		f := strings.Fields(testenv.Run(t, "ip", "-n", ns, "-o", "link", "show", "eth0"))
 		for j := range f {
 			if f[j] == "link/ether" && j+1 < len(f) {
 				l.macs[h.role] = f[j+1]
@@ -109,33 +86,12 @@ func newLab(t *testing.T) *lab {
 
 func (l *lab) exec(t *testing.T, role string, args ...string) string {
 	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", l.ns[role]}, args...)...)
+	return testenv.Run(t, "ip", append([]string{"netns", "exec", l.ns[role]}, args...)...)
 }
 
 func (l *lab) sysctl(t *testing.T, role, key string) string {
 	t.Helper()
 	return strings.TrimSpace(l.exec(t, role, "cat", "/proc/sys/"+key))
-}
-
-// inNS runs fn on a thread moved into namespace ns. The thread is never
-// unlocked, so Go discards it when fn returns instead of reusing it.
-func inNS(ns string, fn func() error) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			done <- err
-			return
-		}
-		done <- fn()
-	}()
-	return done
 }
 
 type testWriter struct {
@@ -169,9 +125,12 @@ func startClaim(t *testing.T, ns, name string, cfgs []Config) *runningClaim {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
-	done := inNS(ns, func() error {
-		return New(cfgs, testLogger(t, name)).Run(ctx, func() { close(ready) })
-	})
+	done := make(chan error, 1)
+	go func() {
+		done <- testenv.InNetns(ns, func() error {
+			return New(cfgs, testLogger(t, name)).Run(ctx, func() { close(ready) })
+		})
+	}()
 	rc := &runningClaim{cancel: cancel, done: done}
 	t.Cleanup(func() { rc.stop(t) })
 	select {
@@ -214,7 +173,7 @@ type sniffer struct {
 func startSniffer(t *testing.T, ns string) *sniffer {
 	t.Helper()
 	s := &sniffer{sources: map[string]int{}, arps: map[string]int{}, done: make(chan struct{})}
-	err := <-inNS(ns, func() error {
+	err := testenv.InNetns(ns, func() error {
 		var err error
 		// Index 0 binds to every interface of the namespace.
 		s.conn, err = packet.Listen(&net.Interface{Index: 0}, packet.Raw, unix.ETH_P_ALL, nil)
@@ -335,7 +294,7 @@ func testClaimLab(t *testing.T, mode Mode) {
 
 	t.Run("failed set-up is undone", func(t *testing.T) {
 		bad := []Config{{vip4, "eth0", mode}, {netip.MustParseAddr("10.77.0.101"), "nosuch0", mode}}
-		err := <-inNS(l.ns["n1"], func() error {
+		err := testenv.InNetns(l.ns["n1"], func() error {
 			return New(bad, testLogger(t, "n1")).Run(context.Background(), func() { t.Error("ready called") })
 		})
 		if err == nil || !strings.Contains(err.Error(), "vip 10.77.0.101") || !strings.Contains(err.Error(), "find interface") {
@@ -367,7 +326,9 @@ func testClaimLab(t *testing.T, mode Mode) {
 			// Port 9 is closed on both nodes: both kernels get the SYN and
 			// answer RST, so the client sees "connection refused" at once.
 			t0 := time.Now()
-			out, _ := exec.Command("ip", "netns", "exec", l.ns["cl"], "timeout", "3", "bash", "-c",
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", l.ns["cl"], "timeout", "3", "bash", "-c",
 				"exec 3<>/dev/tcp/"+c.vip+"/9").CombinedOutput()
 			t.Logf("client connect to %s port 9 (%v): %s", c.vip, time.Since(t0), strings.TrimSpace(string(out)))
 			poll(t, 5*time.Second, func() string {
@@ -472,7 +433,7 @@ func (l *lab) checkProbes(t *testing.T, vip netip.Addr, vmac net.HardwareAddr) {
 	t.Helper()
 	clMAC, _ := net.ParseMAC(l.macs["cl"])
 	want := map[string]bool{l.macs["n1"]: true, l.macs["n2"]: true}
-	err := <-inNS(l.ns["cl"], func() error {
+	err := testenv.InNetns(l.ns["cl"], func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -579,15 +540,15 @@ func TestCleanupLeftovers(t *testing.T) {
 	// run wants), the table with a muting chain, a static multicast MAC.
 	// Plus things Cleanup must leave alone.
 	leave := func() {
-		run(t, "ip", "-n", n, "link", "add", "farmv0", "link", "eth0", "type", "macvlan", "mode", "private")
-		run(t, "ip", "-n", n, "link", "add", "farmv3", "link", "eth0", "type", "macvlan", "mode", "private")
+		testenv.Run(t, "ip", "-n", n, "link", "add", "farmv0", "link", "eth0", "type", "macvlan", "mode", "private")
+		testenv.Run(t, "ip", "-n", n, "link", "add", "farmv3", "link", "eth0", "type", "macvlan", "mode", "private")
 		l.exec(t, "n1", "nft", "add", "table", "netdev", nftTable)
 		l.exec(t, "n1", "nft", "add", "chain", "netdev", nftTable, "vip3_out",
 			"{ type filter hook egress device farmv3 priority 0; policy drop; }")
-		run(t, "ip", "-n", n, "maddr", "add", "03:bf:0a:4d:00:64", "dev", "eth0")
+		testenv.Run(t, "ip", "-n", n, "maddr", "add", "03:bf:0a:4d:00:64", "dev", "eth0")
 	}
-	run(t, "ip", "-n", n, "link", "add", "farmvx", "link", "eth0", "type", "macvlan", "mode", "private")
-	run(t, "ip", "-n", n, "maddr", "add", "03:00:00:00:00:07", "dev", "eth0")
+	testenv.Run(t, "ip", "-n", n, "link", "add", "farmvx", "link", "eth0", "type", "macvlan", "mode", "private")
+	testenv.Run(t, "ip", "-n", n, "maddr", "add", "03:00:00:00:00:07", "dev", "eth0")
 
 	// A run started over the leftovers removes them first.
 	leave()
@@ -599,7 +560,7 @@ func TestCleanupLeftovers(t *testing.T) {
 
 	leave()
 	for i := range 2 {
-		if err := <-inNS(n, func() error { return Cleanup(context.Background(), testLogger(t, "n1")) }); err != nil {
+		if err := testenv.InNetns(n, func() error { return Cleanup(context.Background(), testLogger(t, "n1")) }); err != nil {
 			t.Fatalf("Cleanup #%d = %v", i+1, err)
 		}
 	}

@@ -1,7 +1,8 @@
 // Package testenv holds the project's one rule for tests with prerequisites
 // (root, network namespaces, tools): skip when they are missing on a
 // developer's machine, fail when CI=true, because in CI a missing
-// prerequisite is a broken machine, not an optional test.
+// prerequisite is a broken machine, not an optional test. On Linux it also
+// holds the helpers of the tests that run in network namespaces.
 package testenv
 
 import (
