@@ -26,8 +26,12 @@ type heard struct {
 	inner   *memberlist.NetTransport
 	ch      chan *memberlist.Packet
 	streams chan net.Conn
-	done    chan struct{}
-	once    sync.Once
+	// stopping is closed when Shutdown starts: from then on the forwarders
+	// drop what they cannot hand on at once and keep draining the inner
+	// transport, whose Shutdown waits for listeners that may be blocked
+	// handing it a packet; done is closed once it has returned.
+	stopping, done chan struct{}
+	stopOnce       sync.Once
 
 	mu   sync.Mutex
 	last map[string]time.Time
@@ -51,7 +55,8 @@ func newHeard(bindAddr string, bindPort int, logger *log.Logger) (*heard, error)
 	if err != nil {
 		return nil, err
 	}
-	h := &heard{inner: nt, ch: make(chan *memberlist.Packet), streams: make(chan net.Conn), done: make(chan struct{}), last: map[string]time.Time{}}
+	h := &heard{inner: nt, ch: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+		stopping: make(chan struct{}), done: make(chan struct{}), last: map[string]time.Time{}}
 	go h.forward()
 	go h.forwardStreams()
 	return h, nil
@@ -69,8 +74,7 @@ func (h *heard) forward() {
 			h.note(p.From, p.Timestamp)
 			select {
 			case h.ch <- p:
-			case <-h.done:
-				return
+			case <-h.stopping: // memberlist may have stopped reading: drop it
 			}
 		case <-h.done:
 			return
@@ -91,9 +95,8 @@ func (h *heard) forwardStreams() {
 			}
 			select {
 			case h.streams <- c:
-			case <-h.done:
+			case <-h.stopping:
 				_ = c.Close()
-				return
 			}
 		case <-h.done:
 			return
@@ -165,8 +168,13 @@ func (h *heard) DialAddressTimeout(a memberlist.Address, timeout time.Duration) 
 }
 func (h *heard) StreamCh() <-chan net.Conn { return h.streams }
 func (h *heard) Shutdown() error {
-	h.once.Do(func() { close(h.done) })
-	return h.inner.Shutdown()
+	var err error
+	h.stopOnce.Do(func() {
+		close(h.stopping)
+		err = h.inner.Shutdown() // its listeners exit: nothing more arrives
+		close(h.done)
+	})
+	return err
 }
 
 // silence is the pure rule: given when each live peer was last heard (or,

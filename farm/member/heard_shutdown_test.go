@@ -1,0 +1,58 @@
+package member
+
+import (
+	"io"
+	"log"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestHeardShutdownUnderTraffic shuts the transport down while datagrams
+// keep arriving and nobody reads what it passes on (memberlist stops
+// reading when it shuts down): the inner transport waits for its listener,
+// which must not be left blocked handing a packet to a forwarder that
+// already returned. A 64-node simulation hung there for minutes, and an
+// agent stopping under gossip would too.
+func TestHeardShutdownUnderTraffic(t *testing.T) {
+	h, err := newHeard("127.0.0.1", 0, log.New(io.Discard, "", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := h.inner.GetAutoBindPort()
+	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; i < 100000; i++ { // bounded: at most a few seconds
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = c.Write([]byte("a packet nobody reads"))
+			if i%64 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the listener and the forwarder are both blocked by now
+	done := make(chan error, 1)
+	go func() { done <- h.Shutdown() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown still waits for the transport's listener after 5 s")
+	}
+	close(stop)
+	<-sent
+}
