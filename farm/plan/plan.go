@@ -40,11 +40,11 @@ type Settings struct {
 	SwitchMargin time.Duration
 	// RejoinDelay is how long, at least, a node whose quorum comes back
 	// (a partition or a cut link healed) withholds the buckets it gains
-	// from live nodes, unless it announced a switch time itself. Those nodes declared it dead and learn that it is alive
-	// again by gossip, which after a heal takes up to hundreds of
-	// milliseconds longer on their side than on its own (measured by the
-	// chaos soak: 0.48 s); meanwhile they still answer its buckets, and it
-	// must not. Its clients are served by them meanwhile. A planned start or
+	// from live nodes, unless it announced a switch time itself. Those
+	// nodes declared it dead and learn that it is alive again by gossip,
+	// which after a heal takes up to hundreds of milliseconds longer on
+	// their side than on its own (measured by the chaos soak: 0.48 s);
+	// meanwhile they still answer its buckets, and it must not. Its clients are served by them meanwhile. A planned start or
 	// join announces its switch time and is not delayed.
 	RejoinDelay time.Duration
 	// ResetWindow is how long this node answers the orphaned flows of a dead
@@ -384,9 +384,7 @@ func Next(prev Plan, in Input, s Settings, now time.Time) (Plan, time.Time) {
 	// whose orphans are not reset yet.
 	var orphaned, fresh [256]bool
 	for id := range dead {
-		switch {
-		case !dead[id]:
-		case in.Hosts[uint8(id)] == HostGone:
+		if dead[id] && in.Hosts[uint8(id)] == HostGone {
 			orphaned[id] = true
 			fresh[id] = !prev.Orphaned[id]
 		}

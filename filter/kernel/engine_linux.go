@@ -405,9 +405,6 @@ func (st *netlinkState) unmine(buckets []uint16) error {
 	return nil
 }
 
-// close deletes every table Run installed in one transaction and closes the
-// socket. If the transaction fails, closing the socket still takes the
-// owned tables; the guard tables stay and keep dropping (fail closed).
 // park closes the engine's socket, which takes the owned tables with it
 // (owner flag), and leaves the guard tables: as after a crash, the node
 // drops new flows and carries its established ones.
@@ -418,6 +415,9 @@ func (st *netlinkState) park() error {
 	return nil
 }
 
+// close deletes every table Run installed in one transaction and closes the
+// socket. If the transaction fails, closing the socket still takes the
+// owned tables; the guard tables stay and keep dropping (fail closed).
 func (st *netlinkState) close() error {
 	for _, fs := range st.fams {
 		st.conn.DelTable(fs.ownedT)

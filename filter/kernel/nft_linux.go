@@ -153,10 +153,13 @@ func l4proto(p uint8) []expr.Any {
 }
 
 // daddrIs matches packets to a.
-func daddrIs(f family, a netip.Addr) []expr.Any {
+func daddrIs(f family, a netip.Addr) []expr.Any { return daddrCmp(f, expr.CmpOpEq, a) }
+
+// daddrCmp compares the packet's destination address with a.
+func daddrCmp(f family, op expr.CmpOp, a netip.Addr) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrAt, Len: f.addrLen},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: a.AsSlice()},
+		&expr.Cmp{Op: op, Register: reg, Data: a.AsSlice()},
 	}
 }
 
@@ -174,13 +177,12 @@ func seenCounter(i int) string { return fmt.Sprintf("seen%d", i) }
 func (in installer) vipMatch(t *nftables.Table, vips []netip.Addr) func(invert bool) ([]expr.Any, error) {
 	var set *nftables.Set
 	return func(invert bool) ([]expr.Any, error) {
-		load := &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: in.f.daddrAt, Len: in.f.addrLen}
 		if len(vips) == 1 {
 			op := expr.CmpOpEq
 			if invert {
 				op = expr.CmpOpNeq
 			}
-			return []expr.Any{load, &expr.Cmp{Op: op, Register: reg, Data: vips[0].AsSlice()}}, nil
+			return daddrCmp(in.f, op, vips[0]), nil
 		}
 		if set == nil {
 			set = &nftables.Set{Table: t, Name: "vips", KeyType: in.f.addrType, Constant: true}
@@ -188,7 +190,10 @@ func (in installer) vipMatch(t *nftables.Table, vips []netip.Addr) func(invert b
 				return nil, fmt.Errorf("%s %s: set vips: %w", in.f.name, t.Name, err)
 			}
 		}
-		return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetName: set.Name, SetID: set.ID, Invert: invert}}, nil
+		return []expr.Any{
+			&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: in.f.daddrAt, Len: in.f.addrLen},
+			&expr.Lookup{SourceRegister: reg, SetName: set.Name, SetID: set.ID, Invert: invert},
+		}, nil
 	}
 }
 
@@ -281,23 +286,8 @@ func portElems(ps *filter.PortSet) []nftables.SetElement {
 	return out
 }
 
-// bucketKey is the key type of the bucket sets: the hash expression leaves
-// a bucket in its register as a host-order 32-bit number.
-//
-// Two-byte keys would let the kernel back the sets with a bitmap instead of
-// a hash table (measured: 2.2 us less nftables work per Connection: close
-// request in the 3-node lab; a lookup reads only the key's first bytes of
-// the register, the bucket itself on a little-endian host). But with the
-// bitmap backend a takeover on Linux 6.18 left some of the new owner's
-// buckets unanswered (TestWitness: 5-16 of 64 new connections failed after
-// web1 took web2's buckets, in 4 runs of 6; 0 in 7 runs with 4-byte keys),
-// most likely the flush and refill of a set in one transaction, which the
-// bitmap backend does not survive as the hash table does. So the sets keep
-// 4-byte keys until that is understood.
-var bucketKey = nftables.TypeMark
-
-// bucketElems returns the set elements of buckets, in the host byte order
-// the hash leaves them in.
+// bucketElems returns the set elements of buckets: the hash expression
+// leaves a bucket in its register as a host-order 32-bit number.
 func bucketElems(buckets []uint16) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(buckets))
 	for i, b := range buckets {
@@ -308,8 +298,19 @@ func bucketElems(buckets []uint16) []nftables.SetElement {
 
 // bucketSet returns the declaration of a set of buckets in t. Host byte
 // order, as the hash leaves them, so nft lists bucket 5 as 0x00000005.
+//
+// Two-byte keys would let the kernel back the sets with a bitmap instead of
+// a hash table (measured: 2.2 us less nftables work per Connection: close
+// request in the 3-node lab; a lookup reads only the key's first bytes of
+// the register, the bucket itself on a little-endian host). But with the
+// bitmap backend a takeover on Linux 6.18 left some of the new owner's
+// buckets unanswered (TestWitness: 5-16 of 64 new connections failed after
+// web1 took web2's buckets, in 4 runs of 6; 0 in 7 runs with 4-byte keys).
+// The cause is not known: a flush and refill, a duplicate add and a delete
+// and re-add in one transaction all behaved on a bitmap set tried by hand
+// with nft. So the sets keep 4-byte keys.
 func bucketSet(t *nftables.Table, name, comment string) *nftables.Set {
-	return &nftables.Set{Table: t, Name: name, KeyType: bucketKey, KeyByteOrder: binaryutil.NativeEndian, Comment: comment}
+	return &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian, Comment: comment}
 }
 
 // installer queues the messages that install one family's tables.
