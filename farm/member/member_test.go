@@ -187,3 +187,42 @@ func TestMembershipWrongKey(t *testing.T) {
 		}
 	}
 }
+
+// nextPoll must wake the loop no later than the first instant a verdict can
+// change without a new packet, and not poll busily when nothing is due.
+func TestNextPoll(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ms := time.Millisecond
+	silence := 300 * ms
+	cases := []struct {
+		name      string
+		last      []time.Time
+		cut, fres bool
+		want      time.Time
+	}{
+		{"no peers", nil, false, false, now.Add(pollMax)},
+		{"cut off: wait for a packet", []time.Time{now.Add(-time.Second)}, true, false, now.Add(pollWaiting)},
+		{"not fresh: wait for a packet", []time.Time{now.Add(-10 * ms)}, false, false, now.Add(pollWaiting)},
+		// Last heard 50 ms and 250 ms ago: the silence verdict is due 250 ms
+		// from now (50 + 300), the freshness count 250 ms from now too
+		// (250 + 500 = 750 > 250).
+		{"silence first", []time.Time{now.Add(-50 * ms), now.Add(-250 * ms)}, false, true, now.Add(251 * ms)},
+		// A peer heard 450 ms ago goes stale in 50 ms, before the silence.
+		{"stale first", []time.Time{now.Add(-10 * ms), now.Add(-450 * ms)}, false, true, now.Add(51 * ms)},
+		// A peer already stale does not count; the fresh one decides.
+		{"stale peer ignored", []time.Time{now.Add(-10 * ms), now.Add(-2 * time.Second)}, false, true, now.Add(291 * ms)},
+		// A long silence setting: never sleep past pollMax.
+		{"bounded", []time.Time{now}, false, true, now.Add(pollMax)},
+		// A deadline already passed: look at once.
+		{"overdue", []time.Time{now.Add(-400 * ms)}, false, true, now},
+	}
+	for _, c := range cases {
+		s := silence
+		if c.name == "bounded" {
+			s = 10 * time.Second
+		}
+		if got := nextPoll(c.last, now, c.cut, c.fres, s); !got.Equal(c.want) {
+			t.Errorf("%s: next poll in %v, want %v", c.name, got.Sub(now), c.want.Sub(now))
+		}
+	}
+}
