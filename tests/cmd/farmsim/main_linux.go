@@ -64,6 +64,7 @@ type options struct {
 	window        time.Duration
 	pause         time.Duration
 	probeInterval time.Duration
+	gossipEvery   time.Duration
 	probeTimeout  time.Duration
 	suspicionMult int
 	seed          uint64
@@ -82,6 +83,7 @@ func main() {
 	flag.DurationVar(&o.window, "window", 20*time.Second, "steady-state window for gossip traffic and CPU")
 	flag.DurationVar(&o.pause, "pause", 3*time.Second, "quiet time before each kill")
 	flag.DurationVar(&o.probeInterval, "probe-interval", config.DefaultProbeInterval, "gossip.probe_interval")
+	flag.DurationVar(&o.gossipEvery, "gossip-interval", member.DefaultGossipInterval, "memberlist's gossip tick")
 	flag.DurationVar(&o.probeTimeout, "probe-timeout", config.DefaultProbeTimeout, "gossip.probe_timeout")
 	flag.IntVar(&o.suspicionMult, "suspicion-mult", config.DefaultSuspicionMult, "gossip.suspicion_mult")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed for node ids and kill order")
@@ -259,7 +261,7 @@ func run(o options) error {
 			Name: n.name, ID: n.id, Weight: 100, State: view.StateUp,
 			Bind: n.bind, Join: join, Key: key, Bootstrap: i == 0,
 			RetryInterval: 200 * time.Millisecond,
-			ProbeInterval: o.probeInterval, ProbeTimeout: o.probeTimeout, SuspicionMult: o.suspicionMult,
+			ProbeInterval: o.probeInterval, ProbeTimeout: o.probeTimeout, SuspicionMult: o.suspicionMult, GossipInterval: o.gossipEvery,
 			OnAction: func(string) error { return nil },
 			OnInfo:   func() []byte { return infoPayload },
 		}, log, n.onView)
@@ -550,7 +552,7 @@ func (r *result) print(w *os.File) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-46s %s\n", k, v) }
 	fmt.Fprintf(w, "farmsim: %d memberships in one process over loopback, %d kills (seed %d)\n", o.nodes, len(r.kills), o.seed)
 	row("cores (GOMAXPROCS / NumCPU)", fmt.Sprintf("%d / %d", r.procs, r.cpus))
-	row("probe interval / timeout / suspicion mult", fmt.Sprintf("%v / %v / %d", o.probeInterval, o.probeTimeout, o.suspicionMult))
+	row("probe interval / timeout / suspicion mult / gossip tick", fmt.Sprintf("%v / %v / %d / %v", o.probeInterval, o.probeTimeout, o.suspicionMult, o.gossipEvery))
 	if o.info > 0 {
 		row("info query (agent's detail loop) every", o.info.String())
 	} else {
