@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,16 @@ type infoChecker struct {
 	At    int64  `json:"t"`
 }
 
+// stillNoFlows reports whether this node is known to hold no flow without
+// a count: the last count found none and no new flow reached any VIP
+// since (the engine's counters, seen, match the ones of that count; every
+// flow of this node started as one of them). Even an empty conntrack dump
+// walks the kernel's whole table (262,144 buckets here: about 12 ms), a
+// twentieth of an idle agent's CPU.
+func (d *details) stillNoFlows(seen []uint64) bool {
+	return seen != nil && d.flows.Load() == 0 && slices.Equal(seen, d.flowsSeen)
+}
+
 // farmDetail is the latest gathering.
 type farmDetail struct {
 	nodes    map[string]*console.NodeDetail
@@ -59,32 +70,42 @@ type details struct {
 	localInfo atomic.Pointer[[]byte]
 	latest    atomic.Pointer[farmDetail]
 
-	mu       sync.Mutex // guards tracker, flagged and lastAt (the detail stage and tests)
-	tracker  *delivery.Tracker
-	flagged  map[string]delivery.Finding
-	lastAt   map[string]int64 // each node's last info time, to skip repeats
-	flows    atomic.Int64     // this node's last flow count, -1 unknown
-	flowsAt  time.Time        // when it was counted (the detail stage only)
-	ratios   atomic.Pointer[map[string]float64]
-	gathered atomic.Int64 // gatherings done, for tests
+	mu      sync.Mutex // guards tracker, flagged and lastAt (the detail stage and tests)
+	tracker *delivery.Tracker
+	flagged map[string]delivery.Finding
+	lastAt  map[string]int64 // each node's last info time, to skip repeats
+	flows   atomic.Int64     // this node's last flow count, -1 unknown
+	flowsAt time.Time        // when it was counted (the detail stage only)
+	// flowsSeen is the engine's new-flow counters at that count (nil: not
+	// known); the detail stage only.
+	flowsSeen []uint64
+	ratios    atomic.Pointer[map[string]float64]
+	gathered  atomic.Int64 // gatherings done, for tests
 }
 
 // encodeInfo builds this node's info and keeps it for OnInfo.
 func (a *Agent) encodeInfo(ctx context.Context) {
 	in := info{Flows: -1, At: time.Now().UnixMilli()}
+	var seen []uint64
+	if s, ok := a.engine.(seer); ok {
+		seen = s.Seen()
+	}
 	// Counting dumps this node's conntrack entries, which costs CPU in
 	// proportion to them (measured: a 2 s count was the agent's largest cost
 	// under short connections), so the console's figure is refreshed only
 	// every flowCountEvery; a drain counts on its own.
 	if now := time.Now(); now.Sub(a.details.flowsAt) >= flowCountEvery {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		n, err := a.flows(cctx)
-		cancel()
-		if err != nil {
-			n = -1
+		if !a.details.stillNoFlows(seen) {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			n, err := a.flows(cctx)
+			cancel()
+			if err != nil {
+				n = -1
+			}
+			a.details.flows.Store(int64(n))
 		}
-		a.details.flows.Store(int64(n))
 		a.details.flowsAt = now
+		a.details.flowsSeen = seen
 	}
 	in.Flows = int(a.details.flows.Load())
 	st := a.monitor.Status()
@@ -96,9 +117,9 @@ func (a *Agent) encodeInfo(ctx context.Context) {
 		}
 		in.Checkers = append(in.Checkers, ic)
 	}
-	if s, ok := a.engine.(seer); ok {
+	if seen != nil {
 		in.Seen = map[string]uint64{}
-		for i, n := range s.Seen() {
+		for i, n := range seen {
 			if i < len(a.cfg.VIPs()) {
 				in.Seen[a.cfg.VIPs()[i].Addr.String()] = n
 			}

@@ -20,7 +20,7 @@ func TestHeardShutdownUnderTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := h.inner.GetAutoBindPort()
+	port := h.port()
 	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
