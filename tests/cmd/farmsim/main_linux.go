@@ -149,6 +149,7 @@ type simNode struct {
 	changed time.Time // when the table last changed
 	peers   map[string]peerSeen
 	nodes   []view.Node // the last view's
+	runErr  error       // why Run returned early, if it did
 }
 
 // peerSeen is what a node last saw of a peer, to count false alarms.
@@ -241,12 +242,14 @@ func run(o options) error {
 	if o.verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	port := 20000
 	for i := range nodes {
-		port, err := freePort()
-		if err != nil {
+		var err error
+		if port, err = freePort(port); err != nil {
 			return err
 		}
 		nodes[i] = &simNode{name: fmt.Sprintf("sim%03d", i), id: uint8(ids[i] + 1), bind: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan error, 1), farm: farm}
+		port++
 		farm.byName[nodes[i].name] = nodes[i]
 	}
 	seeds := []string{nodes[0].bind, nodes[1].bind}
@@ -271,7 +274,7 @@ func run(o options) error {
 	defer func() {
 		// Kill the rest abruptly too: 64 graceful leaves only slow the exit.
 		for _, n := range nodes {
-			if !n.dead.Load() {
+			if !n.dead.Swap(true) { // dead: its Run's error is expected
 				_ = n.m.Kill()
 			}
 		}
@@ -285,7 +288,16 @@ func run(o options) error {
 	}()
 	started := time.Now()
 	for _, n := range nodes {
-		go func() { n.done <- n.m.Run(runCtx) }()
+		go func() {
+			err := n.m.Run(runCtx)
+			if err != nil && runCtx.Err() == nil && !n.dead.Load() {
+				n.mu.Lock()
+				n.runErr = err
+				n.mu.Unlock()
+				fmt.Fprintf(os.Stderr, "farmsim: %s stopped: %v\n", n.name, err)
+			}
+			n.done <- err
+		}()
 		time.Sleep(o.stagger) // a real farm does not start in one instant either
 	}
 	if o.info > 0 {
@@ -515,7 +527,49 @@ func disagreement(ns []*simNode, want *table.Table) string {
 		detail = fmt.Sprintf("; %s knows %d members, not alive: %s", n.name, known, strings.Join(bad, " "))
 		break
 	}
-	return fmt.Sprintf("%d of %d agree; %s%s", ok, len(ns), strings.Join(others, "; "), detail)
+	return fmt.Sprintf("%d of %d agree; %s%s%s", ok, len(ns), strings.Join(others, "; "), detail, unknown(ns))
+}
+
+// unknown names the nodes that some live node does not know at all, with
+// how many nodes miss each and what the unknown node itself sees: a join
+// the others never heard of looks different from a node that lost them.
+func unknown(ns []*simNode) string {
+	missing := map[string]int{}
+	for _, n := range ns {
+		n.mu.Lock()
+		if len(n.nodes) < 2 { // knows nobody: says nothing about the others
+			n.mu.Unlock()
+			continue
+		}
+		known := map[string]bool{n.name: true}
+		for _, p := range n.nodes {
+			known[p.Name] = true
+		}
+		n.mu.Unlock()
+		for _, o := range ns {
+			if !known[o.name] {
+				missing[o.name]++
+			}
+		}
+	}
+	var out []string
+	for _, o := range ns {
+		c, ok := missing[o.name]
+		if !ok {
+			continue
+		}
+		o.mu.Lock()
+		why := ""
+		if o.runErr != nil {
+			why = ", stopped: " + o.runErr.Error()
+		}
+		out = append(out, fmt.Sprintf("%s unknown to %d nodes (it knows %d members, joined %v%s)", o.name, c, len(o.nodes), o.joined, why))
+		o.mu.Unlock()
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(out, "; ")
 }
 
 // killLimit bounds the wait for agreement after a kill.
@@ -701,14 +755,25 @@ func formatCounts(c map[string]int64) string {
 }
 
 // freePort finds a port free for both TCP and UDP on loopback (serf uses
-// both).
-func freePort() (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+// both), at or above from and below the kernel's ephemeral range. A port
+// the kernel picked for "port 0" came from that range, and the nodes
+// started first dial TCP (push-pull) from ephemeral ports while the later
+// ones are still waiting to bind theirs: one of 64 found its port taken
+// now and then and never joined (the start-up that "did not agree").
+func freePort(from int) (int, error) {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
 		}
-		port := l.Addr().(*net.TCPAddr).Port
+	}
+	for port := from; port < lo; port++ {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		l.Close()
 		if err == nil {
@@ -716,7 +781,7 @@ func freePort() (int, error) {
 			return port, nil
 		}
 	}
-	return 0, errors.New("no port free for both TCP and UDP on 127.0.0.1")
+	return 0, fmt.Errorf("no port free for both TCP and UDP on 127.0.0.1 between %d and the ephemeral range (%d)", from, lo)
 }
 
 func cpuTime() time.Duration {
