@@ -9,17 +9,26 @@ import (
 	"time"
 )
 
-// TestHeardShutdownUnderTraffic shuts the transport down while datagrams
-// keep arriving and nobody reads what it passes on (memberlist stops
-// reading when it shuts down): the inner transport waits for its listener,
-// which must not be left blocked handing a packet to a forwarder that
-// already returned. A 64-node simulation hung there for minutes, and an
-// agent stopping under gossip would too.
-func TestHeardShutdownUnderTraffic(t *testing.T) {
+// testHeard starts a transport on a loopback port the kernel picks; it is
+// shut down when the test ends (a second Shutdown does nothing).
+func testHeard(t *testing.T) *heard {
+	t.Helper()
 	h, err := newHeard("127.0.0.1", 0, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = h.Shutdown() })
+	return h
+}
+
+// TestHeardShutdownUnderTraffic shuts the transport down while datagrams
+// keep arriving and nobody reads what it passes on (memberlist stops
+// reading when it shuts down): Shutdown waits for the listener, which must
+// not be left blocked handing a packet over. A 64-node simulation hung
+// there for minutes (when the transport wrapped memberlist's), and an agent
+// stopping under gossip would too.
+func TestHeardShutdownUnderTraffic(t *testing.T) {
+	h := testHeard(t)
 	port := h.port()
 	c, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {

@@ -2,8 +2,6 @@ package member
 
 import (
 	"bytes"
-	"io"
-	"log"
 	"net"
 	"strconv"
 	"testing"
@@ -16,11 +14,7 @@ import (
 // read buffer is reused underneath), notes who sent it, and carries TCP
 // streams both ways; loopback only.
 func TestHeardTransport(t *testing.T) {
-	h, err := newHeard("127.0.0.1", 0, log.New(io.Discard, "", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Shutdown()
+	h := testHeard(t)
 	var _ memberlist.NodeAwareTransport = h
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(h.port()))
 
@@ -91,11 +85,7 @@ func TestHeardTransport(t *testing.T) {
 }
 
 func TestHeardAdvertise(t *testing.T) {
-	h, err := newHeard("127.0.0.1", 0, log.New(io.Discard, "", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Shutdown()
+	h := testHeard(t)
 	for _, c := range []struct {
 		ip     string
 		port   int

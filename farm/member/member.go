@@ -268,7 +268,7 @@ func (m *Membership) Run(ctx context.Context) error {
 			if changed {
 				m.publish()
 			}
-			poll.Reset(next.Sub(time.Now()))
+			poll.Reset(time.Until(next))
 		case <-m.poke:
 			poll.Reset(0)
 		case <-ctx.Done():
