@@ -101,8 +101,11 @@ func newHeard(bindAddr string, bindPort int, logger *log.Logger) (*heard, error)
 	return h, nil
 }
 
-// port is the port listened on (the kernel's pick when asked for 0).
-func (h *heard) port() int { return h.tcp.Addr().(*net.TCPAddr).Port }
+// bound is the address listened on, with the kernel's port when asked for 0.
+func (h *heard) bound() *net.TCPAddr { return h.tcp.Addr().(*net.TCPAddr) }
+
+// port is the port listened on.
+func (h *heard) port() int { return h.bound().Port }
 
 func (h *heard) stopped() bool {
 	select {
@@ -208,19 +211,21 @@ func (h *heard) take(addrs []string) []time.Time {
 // at: the one given, else (bound to every address) a private IP of this
 // host, else the bound one; as memberlist's NetTransport decides.
 func (h *heard) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
-	if ip != "" && !net.ParseIP(ip).IsUnspecified() {
+	if ip != "" {
 		a := net.ParseIP(ip)
 		if a == nil {
 			return nil, 0, fmt.Errorf("advertise address %q is not an IP address", ip)
 		}
-		if a4 := a.To4(); a4 != nil {
-			a = a4
+		if !a.IsUnspecified() {
+			if a4 := a.To4(); a4 != nil {
+				a = a4
+			}
+			return a, port, nil
 		}
-		return a, port, nil
 	}
-	bound := h.tcp.Addr().(*net.TCPAddr).IP
-	if !bound.IsUnspecified() {
-		return bound, h.port(), nil
+	bound := h.bound()
+	if !bound.IP.IsUnspecified() {
+		return bound.IP, bound.Port, nil
 	}
 	priv, err := sockaddr.GetPrivateIP()
 	if err != nil {

@@ -51,7 +51,7 @@ func TestHeardShutdownUnderTraffic(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // the listener and the forwarder are both blocked by now
+	time.Sleep(200 * time.Millisecond) // the listener is blocked handing a packet over by now
 	done := make(chan error, 1)
 	go func() { done <- h.Shutdown() }()
 	select {
